@@ -1,0 +1,158 @@
+// ops.h - the table of ops that every backend implements.
+//
+// The models (src/gpt.c, src/vit.c) and the optimizer driver call layers only
+// through a `const Backend *`, so they never know which device they run on.
+// The CPU reference lives in attention.c and layers.c (C + OpenMP); the CUDA
+// backend in attention.cu and layers.cu. Each op's math is written once, in a
+// short comment above its CPU reference; the CUDA kernel sits in the .cu file
+// of the same name.
+//
+// Conventions shared by every op:
+// - Tensors are row-major and contiguous; pointers are device pointers of the
+//   backend (plain host memory for the CPU).
+// - Every backward op ACCUMULATES (+=) into its gradient outputs, parameters
+//   and inputs alike. This gives residual branches and gradient accumulation
+//   for free; callers zero scratch gradients with `zero`. A gradient pointer
+//   may be NULL where that gradient is not wanted (for example dbias when the
+//   layer has no bias). The one exception is xent_backward, which starts the
+//   backward pass and overwrites dlogits.
+// - Matmul weights are stored (out, in), as PyTorch and llm.c store them.
+// - `real` is float. The CPU reference can also be compiled with
+//   -DREAL=double, which is how the tests take finite differences in double
+//   precision; the CUDA backend is float only.
+#ifndef OPS_H
+#define OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef REAL
+#define REAL float
+#endif
+typedef REAL real;
+
+// ----------------------------------------------------------------------------
+// attention arguments
+
+typedef enum {
+    MASK_CAUSAL = 0,   // GPT: M_ij = -inf for j > i
+    MASK_NONE = 1,     // plain ViT
+    MASK_DIAG = 2,     // ViT-small LSA: M_ii = -inf
+} AttnMask;
+
+typedef struct {
+    int mask;              // AttnMask
+    int x;                 // 0: O = Y (standard); 1: AttentionX, O = Y - gamma * V
+    float gamma;           // AttentionX's gamma (used only when x == 1)
+    float scale;           // s when log_temp is NULL (1/sqrt(head size))
+    const real *log_temp;  // LSA: s = exp(*log_temp), a 1-element device tensor; else NULL
+    real *dlog_temp;       // backward: accumulates dL/dt when non-NULL
+} AttnArgs;
+
+// ----------------------------------------------------------------------------
+// optimizer arguments
+
+// A parameter tensor inside the one flat parameter buffer. SET-Adam works per
+// tensor; AdamW decays only tensors with decay == 1 (the 2-D ones).
+typedef struct {
+    size_t offset, size;
+    int decay;
+} ParamSlice;
+
+typedef struct {
+    float lr, beta1, beta2, eps, wd, tau;
+    float clip;   // global grad-norm clipping threshold, 0 = off
+    int t;        // step number, 1-based (bias correction)
+} OptimArgs;
+
+// ----------------------------------------------------------------------------
+// the table
+
+typedef struct Backend {
+    const char *name;   // "cpu" or "cuda"
+
+    // memory: device allocations, copies, zeroing, waiting for queued work
+    void *(*alloc)(size_t bytes);   // zero-filled; exits with a message on failure
+    void (*free)(void *p);
+    void (*upload)(void *dst_dev, const void *src_host, size_t bytes);
+    void (*download)(void *dst_host, const void *src_dev, size_t bytes);
+    void (*copy)(void *dst_dev, const void *src_dev, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*synchronize)(void);
+
+    // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
+    void (*embed_forward)(real *out, const int *tokens, const real *wte, const real *wpe,
+                          int B, int T, int C);
+    // tokens_host is the same B*T tokens in host memory: a deterministic GPU
+    // scatter-add groups positions by token on the host, as llm.c does.
+    void (*embed_backward)(real *dwte, real *dwpe, const real *dout, const int *tokens,
+                           const int *tokens_host, int B, int T, int C);
+
+    // out = (inp - mean) * rstd * weight + bias over the last dim C; eps 1e-5.
+    // mean and rstd (N each) are saved for backward. bias may be NULL.
+    void (*layernorm_forward)(real *out, real *mean, real *rstd, const real *inp,
+                              const real *weight, const real *bias, int N, int C);
+    void (*layernorm_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
+                               const real *inp, const real *weight, const real *mean,
+                               const real *rstd, int N, int C);
+
+    // out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC]; bias may be NULL.
+    void (*matmul_forward)(real *out, const real *inp, const real *weight, const real *bias,
+                           int N, int C, int OC);
+    void (*matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
+                            const real *inp, const real *weight, int N, int C, int OC);
+
+    // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+    void (*gelu_forward)(real *out, const real *inp, size_t n);
+    void (*gelu_backward)(real *dinp, const real *inp, const real *dout, size_t n);
+
+    // out = a + b (the residual connection; its backward is plain accumulation)
+    void (*add_forward)(real *out, const real *a, const real *b, size_t n);
+
+    // Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the three
+    // C-wide thirds of each row, head h the columns [h*hs, (h+1)*hs) of each.
+    // Writes y = P V (B, T, C), out = O (out may equal y when args->x == 0),
+    // and `saved`, the softmax state backward needs: attention_saved_floats()
+    // elements (the probabilities P in the reference).
+    size_t (*attention_saved_floats)(int B, int NH, int T);
+    void (*attention_forward)(real *out, real *y, real *saved, const real *qkv,
+                              int B, int T, int C, int NH, const AttnArgs *args);
+    // dout is G = dL/dO; accumulates into dqkv (and args->dlog_temp).
+    void (*attention_backward)(real *dqkv, const real *dout, const real *qkv, const real *y,
+                               const real *saved, int B, int T, int C, int NH,
+                               const AttnArgs *args);
+
+    // Softmax cross-entropy over the first V of Vp logits per row (columns
+    // V..Vp-1 are vocabulary padding: probability 0, never predicted).
+    // losses[i] = -(1-ls) log p[t_i] - ls * mean_k log p_k, or 0 where t_i == -1.
+    // probs may alias logits. argmax (may be NULL) gets each row's prediction.
+    void (*xent_forward)(real *losses, real *probs, int *argmax, const real *logits,
+                         const int *targets, int N, int V, int Vp, float smoothing);
+    // dlogits = scale * (p - (1-ls) onehot(t) - ls/V), 0 for ignored rows and
+    // padded columns. Overwrites dlogits, which may alias probs.
+    void (*xent_backward)(real *dlogits, const real *probs, const int *targets, int N, int V,
+                          int Vp, float smoothing, float scale);
+
+    // out[0] = sum_i x[i]^2 (a 1-element device tensor; the grad norm squared)
+    void (*sumsq)(real *out, const real *x, size_t n);
+
+    // One optimizer step over all slices of the flat parameter buffer.
+    // gnorm_sq is the device scalar from sumsq over the gradients: with
+    // args->clip > 0 the gradients are scaled by min(1, clip / sqrt(gnorm_sq)).
+    // Math in layers.c (and ../shared/spec/setadam.md).
+    void (*adamw_update)(real *params, const real *grads, real *m, real *v,
+                         const ParamSlice *slices, int nslices, const OptimArgs *args,
+                         const real *gnorm_sq);
+    void (*setadam_update)(real *params, const real *grads, real *m, real *v,
+                           const ParamSlice *slices, int nslices, const OptimArgs *args,
+                           const real *gnorm_sq);
+} Backend;
+
+// backend.c
+extern const Backend backend_cpu;
+// NULL when this build has no CUDA backend or no usable GPU; *why says which.
+const Backend *backend_cuda(const char **why);
+// "auto", "cpu" or "cuda" -> a backend, or NULL with *why set.
+const Backend *backend_select(const char *device, const char **why);
+
+#endif
