@@ -1,0 +1,190 @@
+// flags.c - see flags.h
+#define _POSIX_C_SOURCE 200809L
+#include "flags.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+const Flag *flags_find(const Flag *flags, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(flags[i].name, name)) return &flags[i];
+    return NULL;
+}
+
+static int choice_ok(const char *choices, const char *v) {
+    size_t len = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && !strncmp(p, v, n)) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+// Sets one flag from text; `where` says where the value came from.
+static void flag_set(Flag *f, const char *value, const char *where) {
+    char *end;
+    switch (f->type) {
+    case FLAG_INT: {
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno)
+            die_usage("%s--%s=%s is not an integer", where, f->name, value);
+        if (v < f->min || v > f->max)
+            die_usage("%s--%s=%s is out of range (%.0f..%.0f)", where, f->name, value, f->min, f->max);
+        *(int *)f->ptr = (int)v;
+        break;
+    }
+    case FLAG_FLOAT: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(v))
+            die_usage("%s--%s=%s is not a finite number", where, f->name, value);
+        if (v < f->min || v > f->max)
+            die_usage("%s--%s=%s is out of range (%g..%g)", where, f->name, value, f->min, f->max);
+        *(float *)f->ptr = (float)v;
+        break;
+    }
+    case FLAG_STRING:
+        if (f->choices && !choice_ok(f->choices, value))
+            die_usage("%s--%s=%s: expected one of %s", where, f->name, value, f->choices);
+        free(*(char **)f->ptr);
+        *(char **)f->ptr = xstrdup(value);
+        break;
+    }
+}
+
+static Flag *find_mutable(Flag *flags, int n, const char *name) {
+    return (Flag *)flags_find(flags, n, name);
+}
+
+static void load_config_file(Flag *flags, int n, const char *path, int missing_ok) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (missing_ok) return;
+        die_usage("--config=%s: cannot open: %s", path, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        char *s = line;
+        char *hash = strchr(s, '#');
+        if (hash) *hash = '\0';
+        while (*s == ' ' || *s == '\t') s++;
+        size_t len = strlen(s);
+        while (len && strchr(" \t\r\n", s[len - 1])) s[--len] = '\0';
+        if (!len) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) die_usage("%s:%d: expected name=value, got '%s'", path, lineno, s);
+        *eq = '\0';
+        char *key = s, *value = eq + 1;
+        size_t klen = strlen(key);
+        while (klen && (key[klen - 1] == ' ' || key[klen - 1] == '\t')) key[--klen] = '\0';
+        while (*value == ' ' || *value == '\t') value++;
+        if (!strncmp(key, "--", 2)) key += 2;
+        Flag *fl = find_mutable(flags, n, key);
+        if (!fl || fl->not_saved) die_usage("%s:%d: unknown key '%s'", path, lineno, key);
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%d: ", path, lineno);
+        flag_set(fl, value, where);
+    }
+    free(line);
+    fclose(f);
+}
+
+static void print_help(const Flag *flags, int n, const char *program, const char *summary) {
+    printf("usage: %s [--flag=value ...]\n%s\n\nflags (default in brackets):\n", program, summary);
+    for (int i = 0; i < n; i++) {
+        const Flag *f = &flags[i];
+        char left[64];
+        snprintf(left, sizeof left, "--%s=%s", f->name,
+                 f->type == FLAG_INT ? "N" : f->type == FLAG_FLOAT ? "X" : f->choices ? f->choices : "S");
+        printf("  %-28s %s [%s]\n", left, f->help, f->def);
+    }
+}
+
+// the value of --name in argv ("--name=v" or "--name v"), or NULL
+static const char *argv_value(int argc, char **argv, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) || strncmp(a + 2, name, len)) continue;
+        if (a[2 + len] == '=') return a + 3 + len;
+        if (a[2 + len] == '\0' && i + 1 < argc) return argv[i + 1];
+    }
+    return NULL;
+}
+
+void flags_parse(Flag *flags, int n, int argc, char **argv, const char *program,
+                 const char *summary) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_help(flags, n, program, summary);
+            exit(0);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (flags[i].type == FLAG_STRING) *(char **)flags[i].ptr = NULL;
+        flag_set(&flags[i], flags[i].def, "default ");
+    }
+    // a resumed run starts from its own settings
+    const char *resume = flags_find(flags, n, "resume") ? argv_value(argc, argv, "resume") : NULL;
+    if (resume && *resume) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/config.txt", resume);
+        FILE *probe = fopen(path, "r");
+        if (!probe) die_usage("--resume=%s: no config.txt there (is it a run directory?)", resume);
+        fclose(probe);
+        load_config_file(flags, n, path, 0);
+    }
+    const char *config = flags_find(flags, n, "config") ? argv_value(argc, argv, "config") : NULL;
+    if (config && *config) load_config_file(flags, n, config, 0);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) die_usage("unexpected argument '%s' (flags start with --)", a);
+        const char *eq = strchr(a, '=');
+        char name[128];
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name) die_usage("unknown flag %s", a);
+        memcpy(name, a + 2, len);
+        name[len] = '\0';
+        Flag *f = find_mutable(flags, n, name);
+        if (!f) die_usage("unknown flag --%s (see --help)", name);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) die_usage("flag --%s needs a value", name);
+            value = argv[++i];
+        }
+        flag_set(f, value, "");
+        f->from_cmdline = 1;
+    }
+}
+
+void flags_write_config(const Flag *flags, int n, FILE *f) {
+    for (int i = 0; i < n; i++) {
+        const Flag *fl = &flags[i];
+        if (fl->not_saved) continue;
+        switch (fl->type) {
+        case FLAG_INT: fprintf(f, "%s=%d\n", fl->name, *(int *)fl->ptr); break;
+        case FLAG_FLOAT: fprintf(f, "%s=%.9g\n", fl->name, *(float *)fl->ptr); break;
+        case FLAG_STRING: fprintf(f, "%s=%s\n", fl->name, *(char **)fl->ptr); break;
+        }
+    }
+}
+
+void flags_free(Flag *flags, int n) {
+    for (int i = 0; i < n; i++) {
+        if (flags[i].type == FLAG_STRING) {
+            free(*(char **)flags[i].ptr);
+            *(char **)flags[i].ptr = NULL;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// gpt.h - the GPT model: GPT-2 shapes, nanoGPT semantics, any backend.
+//
+// Parameters live in one flat buffer in llm.c's order: wte (Vp x C), wpe
+// (T x C), then per-layer tensors stacked over layers - ln1w, ln1b, qkvw
+// (3C x C), qkvb, attprojw (C x C), attprojb, ln2w, ln2b, fcw (4C x C), fcb,
+// fcprojw (C x 4C), fcprojb - then lnfw, lnfb. With bias == 0 the bias
+// tensors (ln*b, *b) are absent. The LM head is tied to wte.
+#ifndef GPT_H
+#define GPT_H
+
+#include "../ops.h"
+
+enum { GPT_MAX_TENSORS = 16 };
+
+typedef struct {
+    int vocab;         // V: token ids are in [0, V)
+    int padded_vocab;  // Vp: V rounded up to a multiple of 64 (embedding rows)
+    int max_seq;       // block size T
+    int layers, heads, embd;
+    int bias;          // 1: Linear and LayerNorm biases
+    int attn_x;        // 0: standard attention, 1: AttentionX
+    float gamma;
+} GPTConfig;
+
+typedef struct {
+    GPTConfig cfg;
+    const Backend *be;
+
+    // parameters and their gradients: flat device buffers. `tensors` are the
+    // named (layer-stacked) tensors of the layout above; `slices` are the
+    // optimizer's units, one per layer's matrix or vector (SET-Adam works per
+    // layer tensor; AdamW decays the 2-D ones).
+    size_t num_params;
+    real *params, *grads;
+    int num_tensors;
+    ParamSlice tensors[GPT_MAX_TENSORS];
+    const char *tensor_names[GPT_MAX_TENSORS];
+    int num_slices;
+    ParamSlice *slices;
+    char (*slice_names)[32];
+
+    // views into params (and the same offsets into grads), NULL where absent
+    real *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    real *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+
+    // activations for batches up to max_batch x max_seq (device)
+    int max_batch;
+    real *acts;   // one block holding every activation below
+    real *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *atto, *att_saved, *attproj;
+    real *residual2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    real *lnf, *lnf_mean, *lnf_rstd, *logits, *losses;
+    int *argmax;
+    // activation gradients for one layer at a time (device), zeroed per layer
+    real *grad_scratch;
+    size_t grad_scratch_floats;
+    real *dresidual;
+    int *inputs, *targets;   // device copies of the current batch
+
+    // host side of the current batch
+    int B, T;
+    int *inputs_host, *targets_host;
+    real *losses_host;
+    int *argmax_host;
+    int num_valid;        // targets != -1 in the current batch
+    double mean_loss;     // of the last gpt_forward with targets
+} GPT;
+
+// V rounded up to a multiple of 64
+int gpt_padded_vocab(int vocab);
+// Allocates parameters, gradients and activations for batches up to max_batch.
+// Dies with a message on impossible shapes (heads not dividing embd, ...).
+void gpt_build(GPT *m, const GPTConfig *cfg, const Backend *be, int max_batch);
+void gpt_free(GPT *m);
+// N(0, 0.02); the two residual projections N(0, 0.02/sqrt(2L)); biases 0;
+// LayerNorm gains 1. Drawn on the host from `seed`, then uploaded.
+void gpt_init_weights(GPT *m, uint64_t seed);
+
+// Forward pass over B x T tokens (host arrays; T <= max_seq, B <= max_batch).
+// With targets (entries -1 are ignored) it computes the losses and returns the
+// mean over valid targets (0 when there are none); with targets NULL it stops
+// at the logits and returns 0. m->logits then holds B*T x Vp logits, or the
+// probabilities once targets were given.
+double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T);
+// Fraction of valid targets whose argmax prediction is right in the last
+// forward (with targets); *count gets the number of valid targets.
+double gpt_last_accuracy(GPT *m, int *count);
+// Backward pass of the last forward (with targets): accumulates into m->grads
+// the gradient of (grad_scale * mean loss). Call gpt_zero_grad first.
+void gpt_backward(GPT *m, float grad_scale);
+void gpt_zero_grad(GPT *m);
+
+// Number of parameters excluding the padded embedding rows.
+size_t gpt_num_params_unpadded(const GPT *m);
+
+#endif

@@ -1,0 +1,320 @@
+// train_gpt.c - train a GPT (nanoGPT semantics) with standard attention or
+// AttentionX, on token data or on the built-in recall task, on any backend.
+//
+// This file is the trainer only: flags, the loop, logging. The model is
+// src/gpt.c, the ops attention.c/layers.c (+ .cu), the optimizers src/optim.c,
+// data src/tokens.c and src/mqar.c, checkpoints src/ckpt.c, CSV src/csv.c.
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops.h"
+#include "src/ckpt.h"
+#include "src/common.h"
+#include "src/csv.h"
+#include "src/flags.h"
+#include "src/gpt.h"
+#include "src/mqar.h"
+#include "src/optim.h"
+#include "src/tokens.h"
+
+static const char *SUMMARY =
+    "Trains a GPT (GPT-2 shapes, nanoGPT semantics) with standard attention or AttentionX.\n"
+    "With no --data it trains on the built-in multi-query associative recall task (mqar).";
+
+static const char *CSV_HEADER =
+    "step,tokens,lr,train_loss,val_loss,val_acc,grad_norm,step_ms,tokens_per_s";
+
+typedef struct {
+    // model
+    int layers, heads, embd, seq, bias, vocab;
+    char *attn;
+    float gamma;
+    // data
+    char *data, *val_data, *sample;
+    int mqar_keys, mqar_pairs;
+    // optimisation
+    char *optim, *schedule;
+    float lr, min_lr, wd, beta1, beta2, eps, tau, clip;
+    int warmup, steps, batch, grad_accum, seed;
+    // evaluation, output
+    int eval_every, eval_batches, log_every, save_every, overwrite;
+    char *out, *resume, *config, *device;
+} Settings;
+
+static Settings S;
+
+#define INT_FLAG(n, p, d, lo, hi, h) {n, FLAG_INT, p, d, h, lo, hi, NULL, 0, 0}
+#define FLOAT_FLAG(n, p, d, lo, hi, h) {n, FLAG_FLOAT, p, d, h, lo, hi, NULL, 0, 0}
+#define STR_FLAG(n, p, d, ch, h) {n, FLAG_STRING, p, d, h, 0, 0, ch, 0, 0}
+#define RUN_FLAG(n, p, d, h) {n, FLAG_STRING, p, d, h, 0, 0, NULL, 1, 0}
+
+static Flag FLAGS[] = {
+    INT_FLAG("layers", &S.layers, "2", 1, 1024, "transformer blocks (L)"),
+    INT_FLAG("heads", &S.heads, "4", 1, 1024, "attention heads per block; must divide --embd"),
+    INT_FLAG("embd", &S.embd, "64", 1, 65536, "embedding width (C)"),
+    INT_FLAG("seq", &S.seq, "64", 1, 1 << 20, "block size: tokens per sequence (T)"),
+    INT_FLAG("bias", &S.bias, "1", 0, 1, "1: biases in Linear and LayerNorm layers; 0: none"),
+    INT_FLAG("vocab", &S.vocab, "50257", 1, 1 << 24, "vocabulary of token data (mqar sets its own)"),
+    STR_FLAG("attn", &S.attn, "std", "std|x", "attention: std, or x for AttentionX (O = PV - gamma V)"),
+    FLOAT_FLAG("gamma", &S.gamma, "1", -1e6, 1e6, "AttentionX's gamma (with --attn=x)"),
+    STR_FLAG("data", &S.data, "mqar", NULL, "training data: mqar, or token files (a file or glob)"),
+    STR_FLAG("val-data", &S.val_data, "", NULL, "validation token files; empty: --data with train->val"),
+    STR_FLAG("sample", &S.sample, "random", "random|sequential", "how token windows are drawn"),
+    INT_FLAG("mqar-keys", &S.mqar_keys, "32", 2, 1 << 20, "mqar: keys (= values); chance is 1/keys"),
+    INT_FLAG("mqar-pairs", &S.mqar_pairs, "8", 1, 1 << 20, "mqar: key-value pairs per sequence"),
+    STR_FLAG("optim", &S.optim, "adamw", "adamw|setadam", "optimizer"),
+    FLOAT_FLAG("lr", &S.lr, "0.003", 0, 1e3, "peak learning rate"),
+    FLOAT_FLAG("min-lr", &S.min_lr, "0.0003", 0, 1e3, "learning rate at the last step (cosine)"),
+    INT_FLAG("warmup", &S.warmup, "50", 0, 1 << 30, "linear warmup steps"),
+    STR_FLAG("schedule", &S.schedule, "cosine", "cosine|constant", "learning-rate schedule after warmup"),
+    FLOAT_FLAG("wd", &S.wd, "0.1", 0, 1e3, "decoupled weight decay (2-D tensors only)"),
+    FLOAT_FLAG("beta1", &S.beta1, "0.9", 0, 0.999999, "Adam beta1"),
+    FLOAT_FLAG("beta2", &S.beta2, "0.95", 0, 0.999999, "Adam beta2"),
+    FLOAT_FLAG("eps", &S.eps, "1e-8", 0, 1, "Adam epsilon"),
+    FLOAT_FLAG("tau", &S.tau, "0.5", 0, 0.999, "SET-Adam down-translation tau"),
+    FLOAT_FLAG("clip", &S.clip, "1", 0, 1e9, "global grad-norm clipping threshold, 0 = off"),
+    INT_FLAG("steps", &S.steps, "600", 1, 1 << 30, "optimizer steps"),
+    INT_FLAG("batch", &S.batch, "32", 1, 1 << 20, "sequences per micro-batch (B)"),
+    INT_FLAG("grad-accum", &S.grad_accum, "1", 1, 1 << 20, "micro-batches per optimizer step"),
+    INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, data order and mqar"),
+    INT_FLAG("eval-every", &S.eval_every, "50", 1, 1 << 30, "validate every N steps (and at the end)"),
+    INT_FLAG("eval-batches", &S.eval_batches, "8", 1, 1 << 20, "fixed validation batches"),
+    INT_FLAG("log-every", &S.log_every, "10", 1, 1 << 30, "console progress line every N steps"),
+    INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 30, "checkpoint every N steps (0: never)"),
+    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>-s<seed>"),
+    STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
+    {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
+     NULL, 1, 0},
+};
+enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
+
+// what a checkpoint stores beyond the weights and the optimizer moments
+typedef struct {
+    TokenLoaderState train_data;
+    int32_t optim_t;
+    int32_t reserved;
+} TrainState;
+
+// ----------------------------------------------------------------------------
+
+typedef struct {
+    int is_mqar;
+    Mqar mqar;
+    TokenLoader train, val;
+    int has_val;
+} Data;
+
+static void open_data(Data *d, int *vocab) {
+    memset(d, 0, sizeof *d);
+    if (!strcmp(S.data, "mqar")) {
+        d->is_mqar = 1;
+        mqar_init(&d->mqar, S.mqar_keys, S.mqar_pairs, S.seq);
+        *vocab = mqar_vocab(&d->mqar);
+        d->has_val = 1;
+        return;
+    }
+    *vocab = S.vocab;
+    token_loader_open(&d->train, S.data, "--data", S.vocab, S.seq, !strcmp(S.sample, "random"),
+                      (uint64_t)S.seed);
+    char val[4096] = "";
+    if (*S.val_data) {
+        snprintf(val, sizeof val, "%s", S.val_data);
+    } else {
+        // nanoGPT's train.bin / val.bin and llm.c's *_train_* / *_val_* naming
+        const char *hit = strstr(S.data, "train");
+        if (hit) snprintf(val, sizeof val, "%.*sval%s", (int)(hit - S.data), S.data, hit + 5);
+    }
+    if (*val) {
+        token_loader_open(&d->val, val, "--val-data", S.vocab, S.seq, !strcmp(S.sample, "random"),
+                          (uint64_t)S.seed + 1);
+        d->has_val = 1;
+    } else {
+        printf("no validation data (--val-data): val_loss stays empty\n");
+    }
+}
+
+static void train_batch(Data *d, uint64_t index, int *inputs, int *targets) {
+    if (d->is_mqar) mqar_batch(&d->mqar, (uint64_t)S.seed, MQAR_TRAIN, index, S.batch, inputs, targets);
+    else token_loader_next(&d->train, S.batch, inputs, targets);
+}
+
+// mean loss and accuracy over the same eval_batches validation batches
+static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, double *acc) {
+    if (!d->is_mqar) token_loader_rewind(&d->val, (uint64_t)S.seed + 1);
+    double loss_sum = 0, correct = 0;
+    long count = 0;
+    for (int k = 0; k < S.eval_batches; k++) {
+        if (d->is_mqar) mqar_batch(&d->mqar, (uint64_t)S.seed, MQAR_VAL, (uint64_t)k, S.batch, inputs, targets);
+        else token_loader_next(&d->val, S.batch, inputs, targets);
+        gpt_forward(m, inputs, targets, S.batch, S.seq);
+        int n;
+        double a = gpt_last_accuracy(m, &n);
+        loss_sum += (double)m->mean_loss * n;
+        correct += a * n;
+        count += n;
+    }
+    *loss = count ? loss_sum / count : NAN;
+    *acc = count ? correct / count : NAN;
+}
+
+static void format_eta(double seconds, char *buf, size_t n) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+}
+
+static void write_config(const char *dir) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = xfopen(tmp, "w");
+    fprintf(f, "# train_gpt settings: accepted back by --config=%s\n", path);
+    flags_write_config(FLAGS, NUM_FLAGS, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
+}
+
+static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
+    CkptInfo info = {.kind = "gpt", .step = step,
+                     .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
+                               m->cfg.heads, m->cfg.embd, m->cfg.bias},
+                     .shape_names = {"vocab", "padded vocab", "seq", "layers", "heads", "embd", "bias"}};
+    return info;
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_gpt", SUMMARY);
+    if (S.embd % S.heads) die_usage("--heads=%d must divide --embd=%d", S.heads, S.embd);
+    if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
+    if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
+        fprintf(stderr, "note: --gamma has no effect with --attn=std\n");
+
+    const char *why = NULL;
+    const Backend *be = backend_select(S.device, &why);
+    if (!be) die("--device=%s: %s", S.device, why);
+
+    // run directory
+    char out[4096];
+    if (*S.resume) snprintf(out, sizeof out, "%s", S.resume);
+    else if (*S.out) snprintf(out, sizeof out, "%s", S.out);
+    else snprintf(out, sizeof out, "runs/gpt-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    char metrics_path[4200], ckpt_path[4200];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", out);
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.bin", out);
+    struct stat st;
+    if (!*S.resume && !S.overwrite && stat(metrics_path, &st) == 0)
+        die_usage("--out=%s already holds a run: --resume=%s continues it, --overwrite=1 replaces it",
+                  out, out);
+    if (*S.resume && stat(ckpt_path, &st) != 0)
+        die_usage("--resume=%s: no checkpoint.bin there (was --save-every set?)", out);
+
+    Data data;
+    int vocab;
+    open_data(&data, &vocab);
+    GPTConfig cfg = {.vocab = vocab, .padded_vocab = gpt_padded_vocab(vocab), .max_seq = S.seq,
+                     .layers = S.layers, .heads = S.heads, .embd = S.embd, .bias = S.bias,
+                     .attn_x = !strcmp(S.attn, "x"), .gamma = S.gamma};
+    GPT model;
+    gpt_build(&model, &cfg, be, S.batch);
+    gpt_init_weights(&model, (uint64_t)S.seed);
+    Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
+                     .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
+                     .clip = S.clip};
+    optim_init(&opt, be, model.num_params);
+
+    int start = 0;
+    if (*S.resume) {
+        TrainState ts;
+        CkptInfo info = checkpoint_info(&model, 0);
+        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts, sizeof ts);
+        start = (int)info.step;
+        opt.t = ts.optim_t;
+        if (!data.is_mqar) token_loader_restore(&data.train, ts.train_data);
+        if (start >= S.steps) die_usage("--resume=%s is at step %d already; raise --steps", out, start);
+    }
+    if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
+    write_config(out);
+    Csv csv;
+    csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+
+    const size_t tokens_per_step = (size_t)S.batch * S.seq * S.grad_accum;
+    printf("train_gpt: %s attention%s on %s | device %s | %d layers, %d heads, %d embd, seq %d, "
+           "vocab %d | %.2fM parameters | %zu tokens/step | run %s\n",
+           cfg.attn_x ? "AttentionX" : "standard", cfg.attn_x ? "" : "", S.data, be->name,
+           S.layers, S.heads, S.embd, S.seq, vocab, gpt_num_params_unpadded(&model) / 1e6,
+           tokens_per_step, out);
+    if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
+    if (*S.resume) printf("resumed from %s at step %d\n", ckpt_path, start);
+
+    int *inputs = xmalloc((size_t)S.batch * S.seq * sizeof(int));
+    int *targets = xmalloc((size_t)S.batch * S.seq * sizeof(int));
+    double val_loss = NAN, val_acc = NAN;
+    if (start == 0 && data.has_val) {
+        evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
+        csv_row(&csv, (double[]){0, 0, NAN, NAN, val_loss, val_acc, NAN, NAN, NAN});
+        printf("step 0 | val loss %.4f | val acc %.4f\n", val_loss, val_acc);
+    }
+
+    double t_start = now_seconds();
+    for (int step = start + 1; step <= S.steps; step++) {
+        double t0 = now_seconds();
+        float lr = lr_at(strcmp(S.schedule, "constant") ? SCHEDULE_COSINE : SCHEDULE_CONSTANT,
+                         step - 1, S.steps, S.warmup, S.lr, S.min_lr);
+        gpt_zero_grad(&model);
+        double loss = 0;
+        for (int micro = 0; micro < S.grad_accum; micro++) {
+            train_batch(&data, (uint64_t)(step - 1) * S.grad_accum + micro, inputs, targets);
+            loss += gpt_forward(&model, inputs, targets, S.batch, S.seq) / S.grad_accum;
+            gpt_backward(&model, 1.0f / S.grad_accum);
+        }
+        optim_step(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
+        float grad_norm = optim_grad_norm(&opt);   // also waits for the step to finish
+        double step_s = now_seconds() - t0;
+
+        val_loss = val_acc = NAN;
+        if (data.has_val && (step % S.eval_every == 0 || step == S.steps))
+            evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
+        csv_row(&csv, (double[]){step, (double)step * tokens_per_step, lr, loss, val_loss, val_acc,
+                                 grad_norm, step_s * 1e3, tokens_per_step / step_s});
+        if (step % S.log_every == 0 || step == S.steps || step == start + 1) {
+            char eta[32];
+            double per_step = (now_seconds() - t_start) / (step - start);
+            format_eta(per_step * (S.steps - step), eta, sizeof eta);
+            printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s",
+                   step, S.steps, loss, lr, grad_norm, step_s * 1e3, tokens_per_step / step_s, eta);
+            if (!isnan(val_loss)) printf(" | val loss %.4f | val acc %.4f", val_loss, val_acc);
+            printf("\n");
+            fflush(stdout);
+        }
+        if (S.save_every && (step % S.save_every == 0 || step == S.steps)) {
+            TrainState ts = {.optim_t = opt.t};
+            if (!data.is_mqar) ts.train_data = token_loader_state(&data.train);
+            CkptInfo info = checkpoint_info(&model, step);
+            char err[4400];
+            if (ckpt_save(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts,
+                          sizeof ts, err, sizeof err) != 0)
+                die("%s", err);
+        }
+    }
+    if (!isnan(val_loss)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
+    printf("wrote %s\n", metrics_path);
+
+    csv_close(&csv);
+    free(inputs);
+    free(targets);
+    optim_free(&opt);
+    gpt_free(&model);
+    if (!data.is_mqar) {
+        token_loader_close(&data.train);
+        if (data.has_val) token_loader_close(&data.val);
+    }
+    flags_free(FLAGS, NUM_FLAGS);
+    return 0;
+}
