@@ -1,0 +1,122 @@
+// backend_cuda.cu - the CUDA backend's op table, and the process-wide cuBLAS
+// handle. backend_cuda() returns NULL (with a reason) when no usable GPU is
+// found, so callers fall back to the CPU (see backend_select in backend.c).
+//
+// cuBLAS runs fp32 GEMMs in full fp32 by default (results comparable with the
+// CPU reference); TRAIN_TF32=1 in the environment, or cuda_set_tf32(1), lets
+// it use TF32 tensor cores instead.
+#include "cuda_common.h"
+
+#include <string.h>
+
+static cublasHandle_t g_cublas;
+static int g_tf32 = -1;   // -1: not decided yet (read TRAIN_TF32 on first use)
+
+static void apply_math_mode(void) {
+    CUBLAS_CHECK(cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                    : CUBLAS_DEFAULT_MATH));
+}
+
+// the new handle's stream and math mode
+static void configure_cublas(void) {
+    CUBLAS_CHECK(cublasSetStream(g_cublas, cuda_stream()));
+    if (g_tf32 < 0) {
+        const char *e = getenv("TRAIN_TF32");
+        g_tf32 = e && !strcmp(e, "1");
+    }
+    apply_math_mode();
+}
+
+cublasHandle_t cuda_cublas(void) {
+    if (!g_cublas) {
+        CUBLAS_CHECK(cublasCreate(&g_cublas));
+        configure_cublas();
+    }
+    return g_cublas;
+}
+
+void cuda_set_tf32(int enable) {
+    g_tf32 = enable ? 1 : 0;
+    if (g_cublas) apply_math_mode();
+}
+
+// p[0] = 42: proves that this build's kernels run on the device found
+__global__ void probe_kernel(int *p) { p[0] = 42; }
+
+static Backend g_table;
+static const Backend *g_result;
+static int g_tried;
+static char g_why[256];
+
+static const Backend *fail(const char **why, const char *what, cudaError_t err) {
+    snprintf(g_why, sizeof g_why, "no CUDA device: %s%s%s", what, err != cudaSuccess ? ": " : "",
+             err != cudaSuccess ? cudaGetErrorString(err) : "");
+    if (why) *why = g_why;
+    return NULL;
+}
+
+// Finds and initialises the GPU once; later calls return the same answer.
+static const Backend *init_cuda(const char **why) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) return fail(why, "cudaGetDeviceCount failed", err);
+    if (count < 1) return fail(why, "none found", cudaSuccess);
+    if ((err = cudaSetDevice(0)) != cudaSuccess) return fail(why, "cudaSetDevice(0) failed", err);
+    int *probe = NULL, answer = 0;
+    if ((err = cudaMalloc((void **)&probe, sizeof(int))) != cudaSuccess)
+        return fail(why, "cudaMalloc failed", err);
+    probe_kernel<<<1, 1>>>(probe);
+    err = cudaGetLastError();
+    if (err == cudaSuccess) err = cudaMemcpy(&answer, probe, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(probe);
+    if (err != cudaSuccess) return fail(why, "a test kernel did not run (built for another GPU?)", err);
+    if (answer != 42) return fail(why, "a test kernel returned a wrong value", cudaSuccess);
+    cublasStatus_t st = g_cublas ? CUBLAS_STATUS_SUCCESS : cublasCreate(&g_cublas);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        g_cublas = NULL;
+        snprintf(g_why, sizeof g_why, "no CUDA device: cublasCreate failed: %s",
+                 cublasGetStatusString(st));
+        if (why) *why = g_why;
+        return NULL;
+    }
+    configure_cublas();
+
+    Backend *b = &g_table;
+    memset(b, 0, sizeof *b);
+    b->name = "cuda";
+    b->alloc = cuda_alloc;
+    b->free = cuda_free;
+    b->upload = cuda_upload;
+    b->download = cuda_download;
+    b->copy = cuda_copy;
+    b->zero = cuda_zero;
+    b->synchronize = cuda_synchronize;
+    b->embed_forward = embed_forward_cuda;
+    b->embed_backward = embed_backward_cuda;
+    b->layernorm_forward = layernorm_forward_cuda;
+    b->layernorm_backward = layernorm_backward_cuda;
+    b->matmul_forward = matmul_forward_cuda;
+    b->matmul_backward = matmul_backward_cuda;
+    b->gelu_forward = gelu_forward_cuda;
+    b->gelu_backward = gelu_backward_cuda;
+    b->add_forward = add_forward_cuda;
+    b->attention_saved_floats = attention_saved_floats_cuda;
+    b->attention_forward = attention_forward_cuda;
+    b->attention_backward = attention_backward_cuda;
+    b->xent_forward = xent_forward_cuda;
+    b->xent_backward = xent_backward_cuda;
+    b->sumsq = sumsq_cuda;
+    b->adamw_update = adamw_update_cuda;
+    b->setadam_update = setadam_update_cuda;
+    return b;
+}
+
+extern "C" const Backend *backend_cuda(const char **why) {
+    if (!g_tried) {
+        g_tried = 1;
+        g_result = init_cuda(why);
+    } else if (!g_result && why) {
+        *why = g_why;
+    }
+    return g_result;
+}

@@ -1,0 +1,683 @@
+// test_gpu.c - every op of the CUDA backend against the CPU reference, then
+// the whole GPT on both backends (gradients, and 50 training steps).
+//
+// Without a usable GPU it prints "test_gpu: skipped: <why>" and exits 0.
+//
+// Error measures (all relative, fp32 everywhere):
+// - rel:  max_i |gpu_i - cpu_i| / max_i |cpu_i|, for ops without long sums
+//         (elementwise ops, softmax, layernorm, the model's tensors).
+// - acc:  the same for ops that accumulate into an initial value x0, measured
+//         against the size of what was added: max |gpu - cpu| / max |cpu - x0|.
+// - mag:  for matmul, each element against its magnitude sum
+//         max_i |gpu_i - cpu_i| / M_i, M_i = sum_k |a_ik b_kj| (+ |bias|, |x0|),
+//         obtained by running the CPU op on absolute values. A sum's rounding
+//         error is a fraction of M_i, not of the (possibly cancelled) result.
+// - dt (LSA temperature): |gpu - cpu| / max(|cpu - x0|, sum_id |Q_id dQ_id|),
+//   since dt = sum_id Q_id dQ_id is a sum with cancellation.
+// The tolerance is 1e-5 for every op and tensor; losses over 50 training steps
+// agree to 1e-4 relative.
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ops.h"
+#include "../src/rng.h"
+#include "test.h"
+#ifndef NO_GPT_TEST
+#include "../src/gpt.h"
+#endif
+
+#define TOL 1e-5
+#define TINY 1e-30
+
+static const Backend *G;                    // the GPU
+static const Backend *const Cpu = &backend_cpu;
+static Rng rng;
+
+// ----------------------------------------------------------------------------
+// helpers
+
+static void *xmalloc_or_die(size_t bytes) {
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "test_gpu: out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float *hnew(size_t n) { return xmalloc_or_die(n * sizeof(float)); }
+
+static void fill(float *x, size_t n, double scale, double offset) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(offset + scale * rng_normal(&rng));
+}
+
+static float *hrand(size_t n, double scale, double offset) {
+    float *x = hnew(n);
+    fill(x, n, scale, offset);
+    return x;
+}
+
+static float *hcopy(const float *x, size_t n) {
+    float *y = hnew(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+static float *habs(const float *x, size_t n) {
+    float *y = hnew(n);
+    for (size_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
+    return y;
+}
+
+// a device copy of host data
+static void *dcopy(const void *h, size_t bytes) {
+    void *d = G->alloc(bytes);
+    G->upload(d, h, bytes);
+    return d;
+}
+
+// a host copy of device floats
+static float *fetch(const float *d, size_t n) {
+    float *h = hnew(n);
+    G->download(h, d, n * sizeof(float));
+    return h;
+}
+
+static double err_rel(const float *got, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (d > md || d != d) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return md / (mr > TINY ? mr : TINY);
+}
+
+static double err_acc(const float *got, const float *ref, const float *init, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (d > md || d != d) md = d;
+        double a = fabs((double)ref[i] - init[i]);
+        if (a > mr) mr = a;
+    }
+    return md / (mr > TINY ? mr : TINY);
+}
+
+static double err_mag(const float *got, const float *ref, const float *mag, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        double e = d / (mag[i] > TINY ? mag[i] : TINY);
+        if (e > worst || e != e) worst = e;
+    }
+    return worst;
+}
+
+#define EXPECT_ERR(err, tol, ...)                                              \
+    do {                                                                       \
+        double e_ = (err);                                                     \
+        char what_[256];                                                       \
+        snprintf(what_, sizeof what_, __VA_ARGS__);                            \
+        CHECK(e_ <= (tol), "%s: error %.3g > %.3g", what_, e_, (double)(tol)); \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// memory
+
+static void test_memory(void) {
+    const size_t n = 1003;
+    float *d = G->alloc(n * sizeof(float));
+    float *h = fetch(d, n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= h[i] == 0.0f;
+    CHECK(zero, "alloc: memory is not zero-filled");
+    fill(h, n, 1, 0);
+    G->upload(d, h, n * sizeof(float));
+    float *d2 = G->alloc(n * sizeof(float));
+    G->copy(d2, d, n * sizeof(float));
+    float *back = fetch(d2, n);
+    CHECK(!memcmp(back, h, n * sizeof(float)), "upload/copy/download: round trip differs");
+    G->zero(d2 + 5, 100 * sizeof(float));
+    G->synchronize();
+    free(back);
+    back = fetch(d2, n);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= back[i] == ((i >= 5 && i < 105) ? 0.0f : h[i]);
+    CHECK(ok, "zero: wrong range cleared");
+    G->free(d);
+    G->free(d2);
+    G->free(NULL);
+    free(h);
+    free(back);
+}
+
+// ----------------------------------------------------------------------------
+// embedding
+
+static void test_embed(int B, int T, int C, int V) {
+    const size_t BT = (size_t)B * T;
+    int *tok = xmalloc_or_die(BT * sizeof(int));
+    for (size_t i = 0; i < BT; i++) tok[i] = (int)rng_below(&rng, (uint64_t)V);
+    float *wte = hrand((size_t)V * C, 1, 0), *wpe = hrand((size_t)T * C, 1, 0);
+    float *out_c = hnew(BT * C);
+    Cpu->embed_forward(out_c, tok, wte, wpe, B, T, C);
+    int *tok_d = dcopy(tok, BT * sizeof(int));
+    float *wte_d = dcopy(wte, (size_t)V * C * 4), *wpe_d = dcopy(wpe, (size_t)T * C * 4);
+    float *out_d = G->alloc(BT * C * 4);
+    G->embed_forward(out_d, tok_d, wte_d, wpe_d, B, T, C);
+    float *out_g = fetch(out_d, BT * C);
+    EXPECT_ERR(err_rel(out_g, out_c, BT * C), TOL, "embed_forward B=%d T=%d C=%d", B, T, C);
+
+    float *dout = hrand(BT * C, 1, 0);
+    float *dwte0 = hrand((size_t)V * C, 0.1, 0), *dwpe0 = hrand((size_t)T * C, 0.1, 0);
+    float *dwte_c = hcopy(dwte0, (size_t)V * C), *dwpe_c = hcopy(dwpe0, (size_t)T * C);
+    Cpu->embed_backward(dwte_c, dwpe_c, dout, tok, tok, B, T, C);
+    float *dout_d = dcopy(dout, BT * C * 4);
+    float *dwte_d = dcopy(dwte0, (size_t)V * C * 4), *dwpe_d = dcopy(dwpe0, (size_t)T * C * 4);
+    G->embed_backward(dwte_d, dwpe_d, dout_d, tok_d, tok, B, T, C);
+    // a second call with other tokens checks that the cached index is rebuilt
+    int *tok2 = xmalloc_or_die(BT * sizeof(int));
+    for (size_t i = 0; i < BT; i++) tok2[i] = (int)rng_below(&rng, (uint64_t)V);
+    int *tok2_d = dcopy(tok2, BT * sizeof(int));
+    Cpu->embed_backward(dwte_c, dwpe_c, dout, tok2, tok2, B, T, C);
+    G->embed_backward(dwte_d, dwpe_d, dout_d, tok2_d, tok2, B, T, C);
+    float *dwte_g = fetch(dwte_d, (size_t)V * C), *dwpe_g = fetch(dwpe_d, (size_t)T * C);
+    EXPECT_ERR(err_acc(dwte_g, dwte_c, dwte0, (size_t)V * C), TOL, "embed_backward dwte B=%d T=%d C=%d V=%d", B, T, C, V);
+    EXPECT_ERR(err_acc(dwpe_g, dwpe_c, dwpe0, (size_t)T * C), TOL, "embed_backward dwpe B=%d T=%d C=%d", B, T, C);
+
+    G->free(tok_d); G->free(tok2_d); G->free(wte_d); G->free(wpe_d); G->free(out_d);
+    G->free(dout_d); G->free(dwte_d); G->free(dwpe_d);
+    free(tok); free(tok2); free(wte); free(wpe); free(out_c); free(out_g); free(dout);
+    free(dwte0); free(dwpe0); free(dwte_c); free(dwpe_c); free(dwte_g); free(dwpe_g);
+}
+
+// ----------------------------------------------------------------------------
+// layernorm
+
+static void test_layernorm(int N, int C, int with_bias) {
+    const size_t NC = (size_t)N * C;
+    float *inp = hrand(NC, 2, 0.5), *w = hrand(C, 0.1, 1), *b = with_bias ? hrand(C, 0.1, 0) : NULL;
+    float *out_c = hnew(NC), *mean_c = hnew(N), *rstd_c = hnew(N);
+    Cpu->layernorm_forward(out_c, mean_c, rstd_c, inp, w, b, N, C);
+    float *inp_d = dcopy(inp, NC * 4), *w_d = dcopy(w, C * 4), *b_d = b ? dcopy(b, C * 4) : NULL;
+    float *out_d = G->alloc(NC * 4), *mean_d = G->alloc(N * 4), *rstd_d = G->alloc(N * 4);
+    G->layernorm_forward(out_d, mean_d, rstd_d, inp_d, w_d, b_d, N, C);
+    float *out_g = fetch(out_d, NC), *mean_g = fetch(mean_d, N), *rstd_g = fetch(rstd_d, N);
+    EXPECT_ERR(err_rel(out_g, out_c, NC), TOL, "layernorm_forward out N=%d C=%d bias=%d", N, C, with_bias);
+    EXPECT_ERR(err_rel(mean_g, mean_c, N), TOL, "layernorm_forward mean N=%d C=%d", N, C);
+    EXPECT_ERR(err_rel(rstd_g, rstd_c, N), TOL, "layernorm_forward rstd N=%d C=%d", N, C);
+
+    float *dout = hrand(NC, 1, 0);
+    float *dinp0 = hrand(NC, 0.1, 0), *dw0 = hrand(C, 0.1, 0), *db0 = hrand(C, 0.1, 0);
+    float *dinp_c = hcopy(dinp0, NC), *dw_c = hcopy(dw0, C), *db_c = hcopy(db0, C);
+    // the CPU's mean/rstd on both sides, so only the backward is compared
+    Cpu->layernorm_backward(dinp_c, dw_c, with_bias ? db_c : NULL, dout, inp, w, mean_c, rstd_c, N, C);
+    float *dout_d = dcopy(dout, NC * 4), *dinp_d = dcopy(dinp0, NC * 4);
+    float *dw_d = dcopy(dw0, C * 4), *db_d = dcopy(db0, C * 4);
+    float *meanc_d = dcopy(mean_c, N * 4), *rstdc_d = dcopy(rstd_c, N * 4);
+    G->layernorm_backward(dinp_d, dw_d, with_bias ? db_d : NULL, dout_d, inp_d, w_d, meanc_d, rstdc_d, N, C);
+    float *dinp_g = fetch(dinp_d, NC), *dw_g = fetch(dw_d, C), *db_g = fetch(db_d, C);
+    EXPECT_ERR(err_acc(dinp_g, dinp_c, dinp0, NC), TOL, "layernorm_backward dinp N=%d C=%d", N, C);
+    EXPECT_ERR(err_acc(dw_g, dw_c, dw0, C), TOL, "layernorm_backward dweight N=%d C=%d", N, C);
+    if (with_bias)
+        EXPECT_ERR(err_acc(db_g, db_c, db0, C), TOL, "layernorm_backward dbias N=%d C=%d", N, C);
+    else
+        CHECK(!memcmp(db_g, db0, C * sizeof(float)), "layernorm_backward: NULL dbias was written");
+
+    G->free(inp_d); G->free(w_d); G->free(b_d); G->free(out_d); G->free(mean_d); G->free(rstd_d);
+    G->free(dout_d); G->free(dinp_d); G->free(dw_d); G->free(db_d); G->free(meanc_d); G->free(rstdc_d);
+    free(inp); free(w); free(b); free(out_c); free(mean_c); free(rstd_c); free(out_g); free(mean_g);
+    free(rstd_g); free(dout); free(dinp0); free(dw0); free(db0); free(dinp_c); free(dw_c); free(db_c);
+    free(dinp_g); free(dw_g); free(db_g);
+}
+
+// ----------------------------------------------------------------------------
+// matmul
+
+static void test_matmul(int N, int C, int OC, int with_bias, int with_dinp) {
+    const size_t NC = (size_t)N * C, NO = (size_t)N * OC, OCC = (size_t)OC * C;
+    float *inp = hrand(NC, 1, 0), *w = hrand(OCC, 1, 0), *b = with_bias ? hrand(OC, 1, 0) : NULL;
+    float *out_c = hnew(NO), *mag = hnew(NO);
+    Cpu->matmul_forward(out_c, inp, w, b, N, C, OC);
+    float *ainp = habs(inp, NC), *aw = habs(w, OCC), *ab = b ? habs(b, OC) : NULL;
+    Cpu->matmul_forward(mag, ainp, aw, ab, N, C, OC);
+    float *inp_d = dcopy(inp, NC * 4), *w_d = dcopy(w, OCC * 4), *b_d = b ? dcopy(b, OC * 4) : NULL;
+    float *out_d = G->alloc(NO * 4);
+    G->matmul_forward(out_d, inp_d, w_d, b_d, N, C, OC);
+    float *out_g = fetch(out_d, NO);
+    EXPECT_ERR(err_mag(out_g, out_c, mag, NO), TOL, "matmul_forward N=%d C=%d OC=%d bias=%d", N, C, OC, with_bias);
+
+    float *dout = hrand(NO, 1, 0);
+    float *dinp0 = hrand(NC, 0.1, 0), *dw0 = hrand(OCC, 0.1, 0), *db0 = hrand(OC, 0.1, 0);
+    float *dinp_c = hcopy(dinp0, NC), *dw_c = hcopy(dw0, OCC), *db_c = hcopy(db0, OC);
+    Cpu->matmul_backward(with_dinp ? dinp_c : NULL, dw_c, with_bias ? db_c : NULL, dout, inp, w, N, C, OC);
+    // magnitudes: the same backward on absolute values, from |x0|
+    float *adout = habs(dout, NO);
+    float *mdinp = habs(dinp0, NC), *mdw = habs(dw0, OCC), *mdb = habs(db0, OC);
+    Cpu->matmul_backward(mdinp, mdw, mdb, adout, ainp, aw, N, C, OC);
+    float *dout_d = dcopy(dout, NO * 4), *dinp_d = dcopy(dinp0, NC * 4);
+    float *dw_d = dcopy(dw0, OCC * 4), *db_d = dcopy(db0, OC * 4);
+    G->matmul_backward(with_dinp ? dinp_d : NULL, dw_d, with_bias ? db_d : NULL, dout_d, inp_d, w_d, N, C, OC);
+    float *dinp_g = fetch(dinp_d, NC), *dw_g = fetch(dw_d, OCC), *db_g = fetch(db_d, OC);
+    if (with_dinp)
+        EXPECT_ERR(err_mag(dinp_g, dinp_c, mdinp, NC), TOL, "matmul_backward dinp N=%d C=%d OC=%d", N, C, OC);
+    else
+        CHECK(!memcmp(dinp_g, dinp0, NC * sizeof(float)), "matmul_backward: NULL dinp was written");
+    EXPECT_ERR(err_mag(dw_g, dw_c, mdw, OCC), TOL, "matmul_backward dweight N=%d C=%d OC=%d", N, C, OC);
+    if (with_bias)
+        EXPECT_ERR(err_mag(db_g, db_c, mdb, OC), TOL, "matmul_backward dbias N=%d C=%d OC=%d", N, C, OC);
+    else
+        CHECK(!memcmp(db_g, db0, OC * sizeof(float)), "matmul_backward: NULL dbias was written");
+
+    G->free(inp_d); G->free(w_d); G->free(b_d); G->free(out_d); G->free(dout_d); G->free(dinp_d);
+    G->free(dw_d); G->free(db_d);
+    free(inp); free(w); free(b); free(out_c); free(mag); free(ainp); free(aw); free(ab); free(out_g);
+    free(dout); free(dinp0); free(dw0); free(db0); free(dinp_c); free(dw_c); free(db_c); free(adout);
+    free(mdinp); free(mdw); free(mdb); free(dinp_g); free(dw_g); free(db_g);
+}
+
+// ----------------------------------------------------------------------------
+// gelu, add
+
+static void test_elementwise(size_t n) {
+    float *x = hrand(n, 3, 0), *y = hrand(n, 1, 0);
+    float *out_c = hnew(n);
+    float *x_d = dcopy(x, n * 4), *y_d = dcopy(y, n * 4), *out_d = G->alloc(n * 4);
+    Cpu->gelu_forward(out_c, x, n);
+    G->gelu_forward(out_d, x_d, n);
+    float *out_g = fetch(out_d, n);
+    EXPECT_ERR(err_rel(out_g, out_c, n), TOL, "gelu_forward n=%zu", n);
+    free(out_g);
+
+    float *d0 = hrand(n, 0.1, 0), *d_c = hcopy(d0, n);
+    float *d_d = dcopy(d0, n * 4);
+    Cpu->gelu_backward(d_c, x, y, n);
+    G->gelu_backward(d_d, x_d, y_d, n);
+    float *d_g = fetch(d_d, n);
+    EXPECT_ERR(err_acc(d_g, d_c, d0, n), TOL, "gelu_backward n=%zu", n);
+
+    Cpu->add_forward(out_c, x, y, n);
+    G->add_forward(out_d, x_d, y_d, n);
+    out_g = fetch(out_d, n);
+    EXPECT_ERR(err_rel(out_g, out_c, n), TOL, "add_forward n=%zu", n);
+
+    G->free(x_d); G->free(y_d); G->free(out_d); G->free(d_d);
+    free(x); free(y); free(out_c); free(out_g); free(d0); free(d_c); free(d_g);
+}
+
+// ----------------------------------------------------------------------------
+// attention
+
+static void test_attention(int B, int T, int C, int NH, int mask, int x, float gamma, int lsa) {
+    const int hs = C / NH;
+    const size_t N3 = (size_t)B * T * 3 * C, NC = (size_t)B * T * C;
+    const size_t ns = Cpu->attention_saved_floats(B, NH, T);
+    const size_t nsg = G->attention_saved_floats(B, NH, T);
+    char tag[160];
+    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d mask=%d x=%d gamma=%g lsa=%d", B, T,
+             C, NH, mask, x, gamma, lsa);
+    CHECK(ns == nsg, "%s: saved floats %zu (cpu) vs %zu (cuda)", tag, ns, nsg);
+
+    float *qkv = hrand(N3, 1, 0);
+    float log_temp = (float)(log(1.0 / sqrt((double)hs)) + 0.3), dlt0 = 0.3f;
+    float dlt_c = dlt0;
+    AttnArgs ac = {.mask = mask, .x = x, .gamma = gamma, .scale = (float)(1.0 / sqrt((double)hs)),
+                   .log_temp = lsa ? &log_temp : NULL, .dlog_temp = lsa ? &dlt_c : NULL};
+    float *lt_d = dcopy(&log_temp, 4), *dlt_d = dcopy(&dlt0, 4);
+    AttnArgs ag = ac;
+    ag.log_temp = lsa ? lt_d : NULL;
+    ag.dlog_temp = lsa ? dlt_d : NULL;
+
+    // standard attention runs with out == y, as the GPT does
+    float *y_c = hnew(NC), *o_c = x ? hnew(NC) : y_c, *s_c = hnew(ns);
+    Cpu->attention_forward(o_c, y_c, s_c, qkv, B, T, C, NH, &ac);
+    float *qkv_d = dcopy(qkv, N3 * 4), *y_d = G->alloc(NC * 4), *o_d = x ? G->alloc(NC * 4) : y_d;
+    float *s_d = G->alloc(nsg * 4);
+    G->attention_forward(o_d, y_d, s_d, qkv_d, B, T, C, NH, &ag);
+    float *y_g = fetch(y_d, NC), *o_g = fetch(o_d, NC), *s_g = fetch(s_d, nsg);
+    EXPECT_ERR(err_rel(y_g, y_c, NC), TOL, "%s: y", tag);
+    EXPECT_ERR(err_rel(o_g, o_c, NC), TOL, "%s: out", tag);
+    if (ns == nsg) EXPECT_ERR(err_rel(s_g, s_c, ns), TOL, "%s: saved P", tag);
+
+    float *g = hrand(NC, 1, 0);
+    float *dqkv0 = hrand(N3, 0.1, 0), *dqkv_c = hcopy(dqkv0, N3);
+    Cpu->attention_backward(dqkv_c, g, qkv, y_c, s_c, B, T, C, NH, &ac);
+    float *g_d = dcopy(g, NC * 4), *dqkv_d = dcopy(dqkv0, N3 * 4);
+    G->attention_backward(dqkv_d, g_d, qkv_d, y_d, s_d, B, T, C, NH, &ag);
+    float *dqkv_g = fetch(dqkv_d, N3);
+    EXPECT_ERR(err_acc(dqkv_g, dqkv_c, dqkv0, N3), TOL, "%s: dqkv", tag);
+    if (lsa) {
+        float dlt_g;
+        G->download(&dlt_g, dlt_d, 4);
+        // dt = sum_id Q_id dQ_id: its terms' magnitude from the CPU's dQ
+        double magsum = 0;
+        for (size_t r = 0; r < (size_t)B * T; r++)
+            for (int c = 0; c < C; c++)
+                magsum += fabs((double)qkv[r * 3 * C + c] * (dqkv_c[r * 3 * C + c] - dqkv0[r * 3 * C + c]));
+        double ref = fabs((double)dlt_c - dlt0);
+        if (magsum > ref) ref = magsum;
+        EXPECT_ERR(fabs((double)dlt_g - dlt_c) / (ref > TINY ? ref : TINY), TOL, "%s: dlog_temp", tag);
+    }
+
+    G->free(lt_d); G->free(dlt_d); G->free(qkv_d); G->free(y_d); if (x) G->free(o_d); G->free(s_d);
+    G->free(g_d); G->free(dqkv_d);
+    free(qkv); free(y_c); if (x) free(o_c); free(s_c); free(y_g); free(o_g); free(s_g); free(g);
+    free(dqkv0); free(dqkv_c); free(dqkv_g);
+}
+
+// ----------------------------------------------------------------------------
+// cross-entropy
+
+static void test_xent(int N, int V, int Vp, float smoothing, int inplace) {
+    const size_t NV = (size_t)N * Vp;
+    char tag[128];
+    snprintf(tag, sizeof tag, "xent N=%d V=%d Vp=%d ls=%g inplace=%d", N, V, Vp, smoothing, inplace);
+    float *logits = hrand(NV, 2, 0);
+    int *tg = xmalloc_or_die((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) tg[i] = i % 3 == 1 ? -1 : (int)rng_below(&rng, (uint64_t)V);
+    float *probs_c = inplace ? hcopy(logits, NV) : hnew(NV), *loss_c = hnew(N);
+    int *am_c = xmalloc_or_die((size_t)N * sizeof(int));
+    Cpu->xent_forward(loss_c, probs_c, am_c, inplace ? probs_c : logits, tg, N, V, Vp, smoothing);
+    float *logits_d = dcopy(logits, NV * 4), *probs_d = inplace ? logits_d : G->alloc(NV * 4);
+    float *loss_d = G->alloc((size_t)N * 4);
+    int *am_d = G->alloc((size_t)N * sizeof(int)), *tg_d = dcopy(tg, (size_t)N * sizeof(int));
+    G->xent_forward(loss_d, probs_d, am_d, logits_d, tg_d, N, V, Vp, smoothing);
+    float *probs_g = fetch(probs_d, NV), *loss_g = fetch(loss_d, N);
+    int *am_g = xmalloc_or_die((size_t)N * sizeof(int));
+    G->download(am_g, am_d, (size_t)N * sizeof(int));
+    EXPECT_ERR(err_rel(probs_g, probs_c, NV), TOL, "%s: probs", tag);
+    EXPECT_ERR(err_rel(loss_g, loss_c, N), TOL, "%s: losses", tag);
+    CHECK(!memcmp(am_g, am_c, (size_t)N * sizeof(int)), "%s: argmax differs", tag);
+
+    const float scale = 1.0f / (float)N;
+    float *dl_c = inplace ? probs_c : hnew(NV);
+    Cpu->xent_backward(dl_c, probs_c, tg, N, V, Vp, smoothing, scale);
+    float *dl_d = inplace ? probs_d : G->alloc(NV * 4);
+    if (!inplace) G->upload(dl_d, logits, NV * 4);   // garbage that must be overwritten
+    G->xent_backward(dl_d, probs_d, tg_d, N, V, Vp, smoothing, scale);
+    float *dl_g = fetch(dl_d, NV);
+    EXPECT_ERR(err_rel(dl_g, dl_c, NV), TOL, "%s: dlogits", tag);
+
+    G->free(logits_d); if (!inplace) { G->free(probs_d); G->free(dl_d); }
+    G->free(loss_d); G->free(am_d); G->free(tg_d);
+    free(logits); free(tg); free(probs_c); free(loss_c); free(am_c); free(probs_g); free(loss_g);
+    free(am_g); if (!inplace) free(dl_c); free(dl_g);
+}
+
+// ----------------------------------------------------------------------------
+// sumsq
+
+static void test_sumsq(size_t n) {
+    float *x = hrand(n, 1, 0), out_c, out_g;
+    Cpu->sumsq(&out_c, x, n);
+    float *x_d = dcopy(x, n * 4), *o_d = G->alloc(4);
+    G->sumsq(o_d, x_d, n);
+    G->download(&out_g, o_d, 4);
+    EXPECT_ERR(fabs((double)out_g - out_c) / (out_c > TINY ? out_c : TINY), TOL, "sumsq n=%zu", n);
+    // deterministic: the same bits again
+    float again;
+    G->sumsq(o_d, x_d, n);
+    G->download(&again, o_d, 4);
+    CHECK(again == out_g, "sumsq n=%zu: not deterministic", n);
+    G->free(x_d); G->free(o_d);
+    free(x);
+}
+
+// ----------------------------------------------------------------------------
+// optimizers
+
+static void test_optimizer(int setadam, float clip) {
+    // slices with gaps (never touched), a zero-size slice, and a one-element slice
+    const size_t sizes[] = {7, 111, 0, 129, 1, 2000, 37};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    ParamSlice sl[NS];
+    size_t n = 3;
+    for (int s = 0; s < NS; s++) {
+        sl[s] = (ParamSlice){n, sizes[s], s % 2};
+        n += sizes[s] + 3;
+    }
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s clip=%g", setadam ? "setadam_update" : "adamw_update", clip);
+    float *p0 = hrand(n, 0.1, 0), *m0 = hrand(n, 0.1, 0), *v0 = hrand(n, 0.01, 0);
+    for (size_t i = 0; i < n; i++) v0[i] = fabsf(v0[i]);
+    // slice 5 (setadam: the c = 1 guard) sees zero gradients and zero moments
+    float *gr = hrand(n, 1, 0);
+    if (setadam)
+        for (size_t i = sl[5].offset; i < sl[5].offset + sl[5].size; i++) gr[i] = m0[i] = v0[i] = 0;
+    float *p_c = hcopy(p0, n), *m_c = hcopy(m0, n), *v_c = hcopy(v0, n), gn_c;
+    float *p_d = dcopy(p0, n * 4), *m_d = dcopy(m0, n * 4), *v_d = dcopy(v0, n * 4);
+    float *g_d = dcopy(gr, n * 4), *gn_d = G->alloc(4);
+    Cpu->sumsq(&gn_c, gr, n);
+    G->sumsq(gn_d, g_d, n);
+    for (int t = 1; t <= 3; t++) {
+        OptimArgs a = {.lr = 0.05f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f,
+                       .tau = 0.5f, .clip = clip, .t = t};
+        if (setadam) {
+            Cpu->setadam_update(p_c, gr, m_c, v_c, sl, NS, &a, &gn_c);
+            G->setadam_update(p_d, g_d, m_d, v_d, sl, NS, &a, gn_d);
+        } else {
+            Cpu->adamw_update(p_c, gr, m_c, v_c, sl, NS, &a, &gn_c);
+            G->adamw_update(p_d, g_d, m_d, v_d, sl, NS, &a, gn_d);
+        }
+    }
+    float *p_g = fetch(p_d, n), *m_g = fetch(m_d, n), *v_g = fetch(v_d, n);
+    // parameters against the size of their change; moments plain relative
+    EXPECT_ERR(err_acc(p_g, p_c, p0, n), TOL, "%s: params", tag);
+    EXPECT_ERR(err_rel(m_g, m_c, n), TOL, "%s: m", tag);
+    EXPECT_ERR(err_rel(v_g, v_c, n), TOL, "%s: v", tag);
+    int gaps_ok = 1;
+    for (int s = 0; s + 1 < NS; s++)
+        for (size_t i = sl[s].offset + sl[s].size; i < sl[s + 1].offset; i++)
+            gaps_ok &= p_g[i] == p0[i] && m_g[i] == m0[i] && v_g[i] == v0[i];
+    CHECK(gaps_ok, "%s: elements outside the slices changed", tag);
+    G->free(p_d); G->free(m_d); G->free(v_d); G->free(g_d); G->free(gn_d);
+    free(p0); free(m0); free(v0); free(gr); free(p_c); free(m_c); free(v_c); free(p_g); free(m_g);
+    free(v_g);
+}
+
+// setadam.md's worked example, on the GPU
+static void test_setadam_example(void) {
+    const float g[3] = {0.1f, -0.2f, 0.3f};
+    const double want[3] = {-0.0024494879, 0.0016329932, -0.0014696939};
+    float zero3[3] = {0, 0, 0}, gn = 0;
+    float *p = dcopy(zero3, 12), *m = dcopy(zero3, 12), *v = dcopy(zero3, 12);
+    float *gd = dcopy(g, 12), *gnd = dcopy(&gn, 4);
+    ParamSlice sl = {0, 3, 0};
+    OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .wd = 0, .tau = 0.5f,
+                   .clip = 0, .t = 1};
+    G->setadam_update(p, gd, m, v, &sl, 1, &a, gnd);
+    float got[3];
+    G->download(got, p, 12);
+    for (int i = 0; i < 3; i++)
+        EXPECT_ERR(fabs(got[i] - want[i]) / fabs(want[i]), 1e-5, "setadam example theta[%d] = %.10f", i, got[i]);
+    G->free(p); G->free(m); G->free(v); G->free(gd); G->free(gnd);
+}
+
+// ----------------------------------------------------------------------------
+// the whole GPT on both backends
+
+#ifndef NO_GPT_TEST
+enum { MB = 3, MT = 16, MV = 67 };
+
+static GPTConfig model_config(int attn_x, float gamma) {
+    GPTConfig c = {.vocab = MV, .padded_vocab = gpt_padded_vocab(MV), .max_seq = MT, .layers = 2,
+                   .heads = 2, .embd = 32, .bias = 1, .attn_x = attn_x, .gamma = gamma};
+    return c;
+}
+
+// a learnable batch: x_{t+1} = (5 x_t + 3) mod V from random starts; a few targets ignored
+static void make_batch(int *in, int *tg, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int b = 0; b < MB; b++) {
+        int x = (int)rng_below(&r, MV);
+        for (int t = 0; t < MT; t++) {
+            in[b * MT + t] = x;
+            x = (5 * x + 3) % MV;
+            tg[b * MT + t] = (b == 1 && t % 7 == 3) ? -1 : x;
+        }
+    }
+}
+
+static void test_model_grads(int attn_x, float gamma) {
+    GPTConfig cfg = model_config(attn_x, gamma);
+    GPT mc, mg;
+    gpt_build(&mc, &cfg, Cpu, MB);
+    gpt_build(&mg, &cfg, G, MB);
+    gpt_init_weights(&mc, 1234);
+    gpt_init_weights(&mg, 1234);
+    int in[MB * MT], tg[MB * MT];
+    make_batch(in, tg, 77);
+    const size_t nl = (size_t)MB * MT * cfg.padded_vocab;
+    char tag[64];
+    snprintf(tag, sizeof tag, "gpt attn_x=%d gamma=%g", attn_x, gamma);
+
+    gpt_forward(&mc, in, NULL, MB, MT);
+    gpt_forward(&mg, in, NULL, MB, MT);
+    float *lg = fetch(mg.logits, nl);
+    EXPECT_ERR(err_rel(lg, mc.logits, nl), TOL, "%s: logits", tag);
+    free(lg);
+
+    float loss_c = gpt_forward(&mc, in, tg, MB, MT);
+    float loss_g = gpt_forward(&mg, in, tg, MB, MT);
+    EXPECT_ERR(fabs((double)loss_g - loss_c) / fabs((double)loss_c), TOL, "%s: loss %g vs %g", tag, loss_g, loss_c);
+    gpt_zero_grad(&mc);
+    gpt_zero_grad(&mg);
+    gpt_backward(&mc, 1.0f);
+    gpt_backward(&mg, 1.0f);
+    float *gg = fetch(mg.grads, mg.num_params);
+    CHECK(mc.num_params == mg.num_params, "%s: parameter counts differ", tag);
+    for (int k = 0; k < mc.num_tensors; k++) {
+        ParamSlice t = mc.tensors[k];
+        if (!t.size) continue;
+        EXPECT_ERR(err_rel(gg + t.offset, mc.grads + t.offset, t.size), TOL, "%s: grad %s", tag,
+                   mc.tensor_names[k]);
+    }
+    // determinism: the same step again gives the same bits
+    gpt_forward(&mg, in, tg, MB, MT);
+    gpt_zero_grad(&mg);
+    gpt_backward(&mg, 1.0f);
+    float *gg2 = fetch(mg.grads, mg.num_params);
+    CHECK(!memcmp(gg, gg2, mg.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
+    free(gg);
+    free(gg2);
+    gpt_free(&mc);
+    gpt_free(&mg);
+}
+
+static void test_model_training(int attn_x, float gamma) {
+    GPTConfig cfg = model_config(attn_x, gamma);
+    GPT m[2];
+    const Backend *be[2] = {Cpu, G};
+    real *mom[2], *vel[2], *gn[2];
+    for (int k = 0; k < 2; k++) {
+        gpt_build(&m[k], &cfg, be[k], MB);
+        gpt_init_weights(&m[k], 42);
+        mom[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        vel[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        gn[k] = be[k]->alloc(sizeof(real));
+    }
+    int in[MB * MT], tg[MB * MT], bad = 0;
+    float first = 0, last = 0;
+    for (int step = 1; step <= 50; step++) {
+        make_batch(in, tg, hash64(99, (uint64_t)step));
+        float loss[2];
+        for (int k = 0; k < 2; k++) {
+            gpt_zero_grad(&m[k]);
+            loss[k] = gpt_forward(&m[k], in, tg, MB, MT);
+            gpt_backward(&m[k], 1.0f);
+            be[k]->sumsq(gn[k], m[k].grads, m[k].num_params);
+            OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f,
+                           .tau = 0.5f, .clip = 1.0f, .t = step};
+            be[k]->adamw_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].slices,
+                                m[k].num_slices, &a, gn[k]);
+        }
+        double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
+        if (!(rel <= 1e-4)) {
+            bad++;
+            fprintf(stderr, "gpt training attn_x=%d: step %d loss %.7f (cuda) vs %.7f (cpu)\n",
+                    attn_x, step, loss[1], loss[0]);
+        }
+        if (step == 1) first = loss[0];
+        last = loss[0];
+    }
+    CHECK(bad == 0, "gpt training attn_x=%d: %d of 50 steps differ by more than 1e-4", attn_x, bad);
+    CHECK(last < first, "gpt training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
+    for (int k = 0; k < 2; k++) {
+        be[k]->free(mom[k]);
+        be[k]->free(vel[k]);
+        be[k]->free(gn[k]);
+        gpt_free(&m[k]);
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+
+int main(void) {
+    const char *why = NULL;
+    G = backend_cuda(&why);
+    if (!G) {
+        printf("test_gpu: skipped: %s\n", why ? why : "no CUDA backend");
+        return 0;
+    }
+    rng_seed(&rng, 20240917);
+
+    test_memory();
+
+    test_embed(2, 5, 37, 11);
+    test_embed(3, 67, 64, 50);
+    test_embed(1, 1, 7, 3);
+    test_embed(4, 33, 300, 1000);
+
+    const int ln_shapes[][2] = {{7, 37}, {1, 1}, {67, 768}, {300, 129}, {5, 33}};
+    for (size_t i = 0; i < sizeof ln_shapes / sizeof ln_shapes[0]; i++)
+        for (int bias = 0; bias < 2; bias++) test_layernorm(ln_shapes[i][0], ln_shapes[i][1], bias);
+
+    const int mm_shapes[][3] = {{7, 37, 129}, {67, 64, 3}, {1, 5, 1}, {130, 300, 70}, {48, 32, 128}};
+    for (size_t i = 0; i < sizeof mm_shapes / sizeof mm_shapes[0]; i++)
+        for (int bias = 0; bias < 2; bias++)
+            for (int dinp = 0; dinp < 2; dinp++)
+                test_matmul(mm_shapes[i][0], mm_shapes[i][1], mm_shapes[i][2], bias, dinp);
+
+    const size_t ew[] = {1, 7, 1000, 4099, 300001};
+    for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++) test_elementwise(ew[i]);
+
+    // (B, T, C, NH): T = 1, 5, 67; NH = 1, 3; head sizes 4, 8, 13, 16
+    const int at_shapes[][4] = {{2, 5, 12, 3}, {1, 67, 39, 3}, {3, 1, 8, 1}, {2, 67, 16, 1}, {2, 16, 32, 2}};
+    const struct { int x; float gamma; } modes[] = {{0, 0.0f}, {1, 0.0f}, {1, 0.5f}, {1, 1.0f}};
+    for (size_t i = 0; i < sizeof at_shapes / sizeof at_shapes[0]; i++)
+        for (int mask = 0; mask < 3; mask++)
+            for (size_t md = 0; md < sizeof modes / sizeof modes[0]; md++)
+                for (int lsa = 0; lsa < 2; lsa++)
+                    test_attention(at_shapes[i][0], at_shapes[i][1], at_shapes[i][2],
+                                   at_shapes[i][3], mask, modes[md].x, modes[md].gamma, lsa);
+
+    const struct { int N, V, Vp; float ls; } xs[] = {
+        {7, 37, 64, 0.0f}, {5, 129, 129, 0.1f}, {3, 5000, 5056, 0.1f}, {1, 1, 64, 0.0f}, {67, 67, 128, 0.0f}};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+        for (int inplace = 0; inplace < 2; inplace++)
+            test_xent(xs[i].N, xs[i].V, xs[i].Vp, xs[i].ls, inplace);
+
+    const size_t sq[] = {1, 7, 1000, 100003, 3000017};
+    for (size_t i = 0; i < sizeof sq / sizeof sq[0]; i++) test_sumsq(sq[i]);
+
+    for (int setadam = 0; setadam < 2; setadam++) {
+        test_optimizer(setadam, 0.0f);
+        test_optimizer(setadam, 1.0f);
+    }
+    test_setadam_example();
+
+#ifndef NO_GPT_TEST
+    test_model_grads(0, 0.0f);
+    test_model_grads(1, 0.5f);
+    test_model_training(0, 0.0f);
+    test_model_training(1, 0.5f);
+#endif
+    return test_summary("test_gpu");
+}
