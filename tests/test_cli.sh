@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# test_cli.sh - train_gpt end to end: exit codes for bad flags and configs,
+# the CSV header, reproducibility, resume equality, gamma 0 = std, config.txt
+# round trip, checkpoint errors, and learning on the built-in task.
+set -u
+cd "$(dirname "$0")/.."
+BIN=./train_gpt
+OUT=tests/out/cli
+rm -rf "$OUT"
+mkdir -p "$OUT"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL test_cli: $*"; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+
+# a tiny, fast configuration
+TINY=(--layers=1 --heads=2 --embd=32 --seq=16 --batch=8 --mqar-keys=8 --mqar-pairs=3
+      --eval-every=5 --eval-batches=2 --log-every=100 --device=cpu)
+
+# the loss columns (train_loss, val_loss, val_acc) of a run's metrics.csv
+losses() { cut -d, -f1,4,5,6 "$1/metrics.csv"; }
+differ() { ! cmp -s "$1" "$2"; }
+
+# --- bad input: one line on stderr, exit code 2 -----------------------------
+expect_usage() {
+    local what=$1 want=$2; shift 2
+    local err rc
+    err=$("$BIN" "${TINY[@]}" --out="$OUT/bad" "$@" 2>&1 >/dev/null); rc=$?
+    check "$what: exit code $rc, expected 2" [ "$rc" -eq 2 ]
+    check "$what: one line expected, got: $err" [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+    case "$err" in *"$want"*) ok ;; *) bad "$what: '$err' does not mention '$want'" ;; esac
+    check "$what: nothing written" [ ! -e "$OUT/bad/metrics.csv" ]
+}
+expect_usage "unknown flag" "--bogus" --bogus=1
+expect_usage "malformed number" "--lr=abc" --lr=abc
+expect_usage "malformed int" "--steps=1.5" --steps=1.5
+expect_usage "out of range" "--heads=0" --heads=0
+expect_usage "heads not dividing embd" "--heads=3" --heads=3
+expect_usage "gamma not finite" "--gamma=nan" --gamma=nan
+expect_usage "gamma infinite" "--gamma=inf" --gamma=inf
+expect_usage "bad choice" "--attn=y" --attn=y
+expect_usage "missing value" "--steps" --steps
+expect_usage "stray argument" "stray" stray
+expect_usage "seq too short for mqar" "--seq=4" --seq=4
+printf 'layers=1\nbogus_key=3\n' > "$OUT/bad.conf"
+expect_usage "unknown config key" "bogus_key" --config="$OUT/bad.conf"
+printf 'layers=one\n' > "$OUT/bad2.conf"
+expect_usage "malformed config value" "--layers=one" --config="$OUT/bad2.conf"
+expect_usage "missing config" "--config=$OUT/none.conf" --config="$OUT/none.conf"
+expect_usage "resume without a run" "--resume=$OUT/none" --resume="$OUT/none"
+# token data shorter than seq + 1 tokens
+python3 -c "import sys; sys.stdout.buffer.write(bytes(range(10)))" > "$OUT/short.bin"
+expect_usage "seq longer than the data" "--seq=16 is longer than the data" --data="$OUT/short.bin"
+
+# --help lists every flag with its default, exit 0
+help=$("$BIN" --help); rc=$?
+check "--help exit code" [ "$rc" -eq 0 ]
+for f in layers heads embd seq bias vocab attn gamma data val-data sample optim lr min-lr warmup \
+         schedule wd beta1 beta2 eps tau clip steps batch grad-accum seed eval-every eval-batches \
+         log-every save-every out device resume config; do
+    case "$help" in *"--$f="*) ok ;; *) bad "--help does not list --$f" ;; esac
+done
+
+# --- a run: CSV header, config.txt -------------------------------------------
+"$BIN" "${TINY[@]}" --steps=12 --out="$OUT/a" > "$OUT/a.log" 2>&1
+check "run a exit code" [ $? -eq 0 ]
+check "CSV header" [ "$(head -n 1 "$OUT/a/metrics.csv")" = \
+    "step,tokens,lr,train_loss,val_loss,val_acc,grad_norm,step_ms,tokens_per_s" ]
+check "CSV rows: step 0 + 12 steps" [ "$(wc -l < "$OUT/a/metrics.csv")" -eq 14 ]
+check "empty val cells off eval steps" grep -qE '^3,[0-9]+,[^,]+,[^,]+,,,' "$OUT/a/metrics.csv"
+check "config.txt written" grep -q '^attn=std$' "$OUT/a/config.txt"
+check "progress line with ETA" grep -q 'ETA' "$OUT/a.log"
+
+# refusing to overwrite a finished run keeps it intact
+before=$(md5sum < "$OUT/a/metrics.csv")
+"$BIN" "${TINY[@]}" --steps=12 --out="$OUT/a" > /dev/null 2>&1
+check "existing run: exit code 2" [ $? -eq 2 ]
+check "existing run: metrics.csv untouched" [ "$(md5sum < "$OUT/a/metrics.csv")" = "$before" ]
+
+# --- reproducibility, threads, gamma 0, config round trip --------------------
+OMP_NUM_THREADS=1 "$BIN" "${TINY[@]}" --steps=12 --out="$OUT/b" > /dev/null 2>&1
+check "same seed, 1 vs 2 threads: identical losses" diff <(losses "$OUT/a") <(losses "$OUT/b")
+"$BIN" "${TINY[@]}" --steps=12 --seed=2 --out="$OUT/c" > /dev/null 2>&1
+check "another seed differs" differ <(losses "$OUT/a") <(losses "$OUT/c")
+"$BIN" "${TINY[@]}" --steps=12 --attn=x --gamma=0 --out="$OUT/x0" > /dev/null 2>&1
+check "--attn=x --gamma=0 equals --attn=std" diff <(losses "$OUT/a") <(losses "$OUT/x0")
+"$BIN" "${TINY[@]}" --steps=12 --attn=x --gamma=1 --out="$OUT/x1" > /dev/null 2>&1
+check "--attn=x --gamma=1 differs from std" differ <(losses "$OUT/a") <(losses "$OUT/x1")
+"$BIN" --config="$OUT/a/config.txt" --out="$OUT/conf" > /dev/null 2>&1
+check "config.txt read back gives the same run" diff <(losses "$OUT/a") <(losses "$OUT/conf")
+"$BIN" --config="$OUT/a/config.txt" --out="$OUT/conf2" --lr=0.01 > /dev/null 2>&1
+check "command line overrides the config" differ <(losses "$OUT/a") <(losses "$OUT/conf2")
+
+# --- resume: 2N straight == N + resume + N, for both optimizers and token data --
+python3 - "$OUT/tok.bin" <<'PY'
+import struct, sys, random
+r = random.Random(3)
+toks = [r.randrange(50) for _ in range(5000)]
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<256i", 20240520, 1, len(toks), *([0] * 253)))
+    f.write(struct.pack(f"<{len(toks)}H", *toks))
+PY
+# (evaluating every 4 steps: the first half's final evaluation falls on step 8 in both)
+for variant in "mqar:--optim=adamw" "setadam:--optim=setadam --attn=x" \
+               "tok:--data=$OUT/tok.bin --val-data=$OUT/tok.bin --vocab=50" \
+               "tokseq:--data=$OUT/tok.bin --val-data=$OUT/tok.bin --vocab=50 --sample=sequential --grad-accum=2"; do
+    name=${variant%%:*}; flags=${variant#*:}
+    # shellcheck disable=SC2086
+    "$BIN" "${TINY[@]}" $flags --eval-every=4 --steps=16 --out="$OUT/full_$name" > /dev/null 2>&1
+    # shellcheck disable=SC2086
+    "$BIN" "${TINY[@]}" $flags --eval-every=4 --steps=8 --save-every=8 --out="$OUT/half_$name" > /dev/null 2>&1
+    "$BIN" --resume="$OUT/half_$name" --steps=16 > "$OUT/resume_$name.log" 2>&1
+    check "resume $name exit code" [ $? -eq 0 ]
+    check "resume $name: identical losses" diff <(losses "$OUT/full_$name") <(losses "$OUT/half_$name")
+done
+check "token data: val_acc measured" grep -qE '^16,.*,0\.[0-9]+,' "$OUT/full_tok/metrics.csv"
+
+# --- checkpoint errors -------------------------------------------------------
+"$BIN" "${TINY[@]}" --steps=4 --save-every=4 --out="$OUT/ck" > /dev/null 2>&1
+ck=$OUT/ck/checkpoint.bin
+cp "$ck" "$OUT/ck.good"
+head -c 1000 "$OUT/ck.good" > "$ck"
+err=$("$BIN" --resume="$OUT/ck" --steps=8 2>&1 >/dev/null); rc=$?
+check "truncated checkpoint: exit 1, got $rc" [ "$rc" -eq 1 ]
+case "$err" in *truncated*) ok ;; *) bad "truncated checkpoint message: $err" ;; esac
+printf 'XXXXXXXX' | dd of="$ck" bs=1 seek=0 conv=notrunc status=none 2>/dev/null
+cp "$OUT/ck.good" "$ck"; printf 'XXXXXXXX' | dd of="$ck" bs=1 conv=notrunc status=none
+err=$("$BIN" --resume="$OUT/ck" --steps=8 2>&1 >/dev/null)
+case "$err" in *"bad magic"*) ok ;; *) bad "bad magic message: $err" ;; esac
+cp "$OUT/ck.good" "$ck"; printf '\x07' | dd of="$ck" bs=1 seek=2000 conv=notrunc status=none
+err=$("$BIN" --resume="$OUT/ck" --steps=8 2>&1 >/dev/null)
+case "$err" in *checksum*) ok ;; *) bad "corrupt checkpoint message: $err" ;; esac
+cp "$OUT/ck.good" "$ck"
+err=$("$BIN" --resume="$OUT/ck" --steps=8 --embd=64 2>&1 >/dev/null); rc=$?
+case "$err" in *"embd=32"*) ok ;; *) bad "shape mismatch message: $err" ;; esac
+check "shape mismatch exit code 1" [ "$rc" -eq 1 ]
+check "failed resumes leave the checkpoint intact" cmp -s "$ck" "$OUT/ck.good"
+
+# --- devices -------------------------------------------------------------------
+err=$("$BIN" "${TINY[@]}" --steps=2 --device=cuda --out="$OUT/cuda" 2>&1); rc=$?
+if [ "$rc" -eq 0 ]; then
+    ok   # a usable GPU: covered by make test-gpu
+else
+    check "--device=cuda without a GPU: exit 1" [ "$rc" -eq 1 ]
+    case "$err" in "error: --device=cuda: "*) ok ;; *) bad "--device=cuda message: $err" ;; esac
+fi
+
+# --- learning: far above chance on the built-in task, both attention modes ----
+for attn in std x; do
+    "$BIN" --device=cpu --attn=$attn --mqar-keys=16 --mqar-pairs=4 --seq=24 --batch=32 \
+           --steps=500 --eval-every=500 --eval-batches=8 --out="$OUT/learn_$attn" > "$OUT/learn_$attn.log" 2>&1
+    acc=$(tail -n 1 "$OUT/learn_$attn/metrics.csv" | cut -d, -f6)
+    echo "learning: --attn=$attn val_acc $acc after 500 steps (chance 0.0625)"
+    check "learning $attn: val_acc $acc > 0.25 (4x chance)" awk -v a="$acc" 'BEGIN { exit !(a > 0.25) }'
+done
+
+echo "test_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

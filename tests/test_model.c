@@ -1,0 +1,211 @@
+// test_model.c - the whole GPT against PyTorch autograd, and the model's
+// determinism properties.
+//
+//   build/test_model REF_DIR                  compare with REF_DIR/gpt_tiny_{std,x}.ref
+//   build/test_model --write-inputs DIR       write DIR/gpt_tiny_{std,x}.in for torch_ref.py
+//
+// tests/ref/ holds the committed references; tests/test_torch.sh regenerates
+// them with tests/torch_ref.py (Debian's python3-torch) and compares again,
+// proving the script still agrees. The error measure per tensor is
+// max|ours - torch| / max|torch|, required <= 1e-5 in float32.
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "src/common.h"
+#include "src/gpt.h"
+#include "src/rng.h"
+#include "tests/test.h"
+
+enum { MAGIC_IN = 0x47505449, MAGIC_REF = 0x47505452 };
+static const Backend *be = &backend_cpu;
+
+typedef struct {
+    const char *name;
+    int attn_x;
+    double gamma;
+} Mode;
+static const Mode MODES[] = {{"std", 0, 0.0}, {"x", 1, 1.0}};
+
+// the tiny model: V = 61 is padded to 64; -1 targets are ignored
+static void build_tiny(GPT *m, const Mode *mode, int *inputs, int *targets) {
+    GPTConfig cfg = {.vocab = 61, .padded_vocab = gpt_padded_vocab(61), .max_seq = 8, .layers = 2,
+                     .heads = 2, .embd = 16, .bias = 1, .attn_x = mode->attn_x,
+                     .gamma = (float)mode->gamma};
+    gpt_build(m, &cfg, be, 2);
+    gpt_init_weights(m, 1234);
+    // perturb biases and gains away from 0 and 1 so their gradients are exercised
+    Rng rng;
+    rng_seed(&rng, 99);
+    for (size_t i = 0; i < m->num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
+    for (int i = 0; i < 16; i++) {
+        inputs[i] = (int)rng_below(&rng, 61);
+        targets[i] = (i % 5 == 3) ? -1 : (int)rng_below(&rng, 61);
+    }
+}
+
+static void write_inputs(const char *dir) {
+    for (int k = 0; k < 2; k++) {
+        GPT m;
+        int inputs[16], targets[16];
+        build_tiny(&m, &MODES[k], inputs, targets);
+        char path[512];
+        snprintf(path, sizeof path, "%s/gpt_tiny_%s.in", dir, MODES[k].name);
+        FILE *f = xfopen(path, "wb");
+        const GPTConfig *c = &m.cfg;
+        int32_t head[11] = {MAGIC_IN, c->vocab, c->padded_vocab, c->max_seq, c->layers, c->heads,
+                            c->embd, c->bias, c->attn_x, 2, (int32_t)m.num_params};
+        double gamma = c->gamma;
+        xfwrite(head, sizeof head, f, path);
+        xfwrite(&gamma, sizeof gamma, f, path);
+        xfwrite(m.params, m.num_params * sizeof(float), f, path);
+        xfwrite(inputs, sizeof inputs, f, path);
+        xfwrite(targets, sizeof targets, f, path);
+        fclose(f);
+        gpt_free(&m);
+    }
+}
+
+static double rel_err(const double *ours, const double *ref, long n) {
+    double ref_max;
+    double d = max_abs_diff_d(ours, ref, n, &ref_max);
+    return ref_max > 0 ? d / ref_max : d;
+}
+
+static void compare_with_torch(const char *ref_dir, const Mode *mode) {
+    GPT m;
+    int inputs[16], targets[16];
+    build_tiny(&m, mode, inputs, targets);
+    char path[512];
+    snprintf(path, sizeof path, "%s/gpt_tiny_%s.ref", ref_dir, mode->name);
+    FILE *f = xfopen(path, "rb");
+    int32_t head[3];
+    xfread(head, sizeof head, f, path);
+    const int N = 16, V = m.cfg.vocab, Vp = m.cfg.padded_vocab;
+    CHECK(head[0] == MAGIC_REF && head[1] == N * V && head[2] == (int32_t)m.num_params,
+          "%s: header does not match the tiny model", path);
+    if (head[0] != MAGIC_REF || head[1] != N * V || head[2] != (int32_t)m.num_params) {
+        fclose(f);
+        gpt_free(&m);
+        return;
+    }
+    double *ref_logits = xmalloc((size_t)N * V * sizeof(double)), ref_loss;
+    double *ref_grads = xmalloc(m.num_params * sizeof(double));
+    xfread(ref_logits, (size_t)N * V * sizeof(double), f, path);
+    xfread(&ref_loss, sizeof ref_loss, f, path);
+    xfread(ref_grads, m.num_params * sizeof(double), f, path);
+    fclose(f);
+
+    // logits: a forward without targets stops there
+    gpt_forward(&m, inputs, NULL, 2, 8);
+    double *ours = xmalloc(m.num_params * sizeof(double) + (size_t)N * V * sizeof(double));
+    for (int i = 0; i < N; i++)
+        for (int v = 0; v < V; v++) ours[(size_t)i * V + v] = m.logits[(size_t)i * Vp + v];
+    double e = rel_err(ours, ref_logits, (long)N * V);
+    CHECK(e <= 1e-5, "%s: logits relative error %.3g", mode->name, e);
+    printf("  %s vs torch: logits %.2e", mode->name, e);
+
+    double loss = gpt_forward(&m, inputs, targets, 2, 8);
+    e = fabs(loss - ref_loss) / fabs(ref_loss);
+    CHECK(e <= 1e-5, "%s: loss %.10f vs torch %.10f", mode->name, loss, ref_loss);
+    printf(", loss %.2e", e);
+    gpt_zero_grad(&m);
+    gpt_backward(&m, 1.0f);
+    double worst = 0;
+    for (int k = 0; k < m.num_tensors; k++) {
+        ParamSlice t = m.tensors[k];
+        if (!t.size) continue;
+        for (size_t i = 0; i < t.size; i++) ours[i] = m.grads[t.offset + i];
+        e = rel_err(ours, ref_grads + t.offset, (long)t.size);
+        CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.tensor_names[k], e);
+        if (getenv("VERBOSE")) printf("    d%s %.2e\n", m.tensor_names[k], e);
+        if (e > worst) worst = e;
+    }
+    printf(", worst gradient %.2e\n", worst);
+    free(ours);
+    free(ref_logits);
+    free(ref_grads);
+    gpt_free(&m);
+}
+
+// loss and gradients of one forward/backward, copied out
+static double run_once(const GPTConfig *cfg, int threads, real *grads_out, size_t *n) {
+    omp_set_num_threads(threads);
+    GPT m;
+    gpt_build(&m, cfg, be, 3);
+    gpt_init_weights(&m, 77);
+    int inputs[3 * 16], targets[3 * 16];
+    for (int i = 0; i < 48; i++) inputs[i] = (i * 13) % cfg->vocab, targets[i] = (i * 7 + 1) % cfg->vocab;
+    double loss = gpt_forward(&m, inputs, targets, 3, 16);
+    gpt_zero_grad(&m);
+    gpt_backward(&m, 1.0f);
+    memcpy(grads_out, m.grads, m.num_params * sizeof(real));
+    *n = m.num_params;
+    gpt_free(&m);
+    return loss;
+}
+
+static void test_gamma0_and_threads(void) {
+    GPTConfig std = {.vocab = 50, .padded_vocab = 64, .max_seq = 16, .layers = 2, .heads = 4,
+                     .embd = 32, .bias = 1, .attn_x = 0, .gamma = 1};
+    GPTConfig x0 = std;
+    x0.attn_x = 1;
+    x0.gamma = 0;
+    size_t n = 100000, n2;
+    real *g_std = xmalloc(n * sizeof(real)), *g_x0 = xmalloc(n * sizeof(real));
+    double l_std = run_once(&std, 2, g_std, &n);
+    double l_x0 = run_once(&x0, 2, g_x0, &n2);
+    CHECK(l_std == l_x0 && n == n2 && !memcmp(g_std, g_x0, n * sizeof(real)),
+          "--attn=x --gamma=0 must equal --attn=std bit for bit (loss %.17g vs %.17g)", l_std, l_x0);
+    // the same result whatever the thread count
+    double l_1 = run_once(&std, 1, g_x0, &n2);
+    CHECK(l_std == l_1 && !memcmp(g_std, g_x0, n * sizeof(real)),
+          "1 and 2 threads must give bit-identical loss and gradients");
+    double l_3 = run_once(&std, 3, g_x0, &n2);
+    CHECK(l_std == l_3 && !memcmp(g_std, g_x0, n * sizeof(real)),
+          "2 and 3 threads must give bit-identical loss and gradients");
+    // a different gamma changes the result (the flag is wired through)
+    x0.gamma = 0.5f;
+    double l_x5 = run_once(&x0, 2, g_x0, &n2);
+    CHECK(l_x5 != l_std, "gamma 0.5 must change the loss");
+    omp_set_num_threads(2);
+    free(g_std);
+    free(g_x0);
+}
+
+static void test_init(void) {
+    GPTConfig cfg = {.vocab = 50, .padded_vocab = 64, .max_seq = 16, .layers = 4, .heads = 4,
+                     .embd = 64, .bias = 1};
+    GPT m;
+    gpt_build(&m, &cfg, be, 1);
+    gpt_init_weights(&m, 5);
+    // standard deviations: 0.02, and 0.02/sqrt(2L) for the residual projections
+    double s2 = 0, r2 = 0;
+    size_t n = m.tensors[4].size, nr = m.tensors[12].size;
+    for (size_t i = 0; i < n; i++) s2 += (double)m.qkvw[i] * m.qkvw[i];
+    for (size_t i = 0; i < nr; i++) r2 += (double)m.fcprojw[i] * m.fcprojw[i];
+    double s = sqrt(s2 / n), r = sqrt(r2 / nr);
+    CHECK(fabs(s - 0.02) < 0.001, "qkvw init std %.5f, expected 0.02", s);
+    CHECK(fabs(r - 0.02 / sqrt(8.0)) < 0.0005, "fcprojw init std %.5f, expected %.5f", r, 0.02 / sqrt(8.0));
+    int ok = 1;
+    for (int i = 0; i < 4 * 64; i++) ok &= m.ln1w[i] == 1 && m.ln1b[i] == 0 && m.qkvb[i] == 0;
+    CHECK(ok, "LayerNorm gains 1, biases 0");
+    gpt_free(&m);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--write-inputs")) {
+        write_inputs(argv[2]);
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_model REF_DIR | test_model --write-inputs DIR\n");
+        return 2;
+    }
+    for (int k = 0; k < 2; k++) compare_with_torch(argv[1], &MODES[k]);
+    test_gamma0_and_threads();
+    test_init();
+    return test_summary("test_model");
+}
