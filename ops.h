@@ -146,6 +146,32 @@ typedef struct Backend {
     void (*setadam_update)(real *params, const real *grads, real *m, real *v,
                            const ParamSlice *slices, int nslices, const OptimArgs *args,
                            const real *gnorm_sq);
+
+    // ViT ops (src/vit.c). Images are (B, C, H, W) normalised floats; Np = (H/P) (W/P)
+    // patches in row-major patch order; token rows are (B, T, D) with T = Np + 1.
+
+    // patch vectors, SPT order: out[b, n, (i P + j) Cs + s C + c] = img_s[b, c, py P + i, px P + j],
+    // n = py (W/P) + px, Cs = 5C with shifts (img_0 the image, img_1..4 shifted one pixel
+    // right, left, down, up with zero fill), Cs = C without. No backward: pixels take no gradient.
+    void (*patchify_forward)(real *out, const real *images, int B, int C, int H, int W, int P,
+                             int shifts);
+    // out[b,0,:] = cls + pos[0,:];  out[b,1+i,:] = x[b,i,:] + pos[1+i,:]   (x: B x Np x D)
+    void (*cls_pos_forward)(real *out, const real *x, const real *cls, const real *pos, int B,
+                            int Np, int D);
+    // dx[b,i,:] += dout[b,1+i,:];  dcls += sum_b dout[b,0,:];  dpos[t,:] += sum_b dout[b,t,:]
+    // (sums over b in order). Any gradient may be NULL.
+    void (*cls_pos_backward)(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np,
+                             int D);
+    // inverted dropout: mask_i = [hash64(seed, i) >> 11 >= p 2^53] / (1 - p), out = inp * mask;
+    // p in [0, 1); p = 0 keeps everything (mask 1). out may equal inp.
+    void (*dropout_forward)(real *out, real *mask, const real *inp, size_t n, float p,
+                            uint64_t seed);
+    // dinp += dout * mask
+    void (*dropout_backward)(real *dinp, const real *dout, const real *mask, size_t n);
+    // out[b,:] = x[b,0,:]: the cls token of each sequence (x: B x T x D)
+    void (*cls_select_forward)(real *out, const real *x, int B, int T, int D);
+    // dx[b,0,:] += dout[b,:]
+    void (*cls_select_backward)(real *dx, const real *dout, int B, int T, int D);
 } Backend;
 
 // backend.c

@@ -6,6 +6,7 @@
 // data src/tokens.c and src/mqar.c, checkpoints src/ckpt.c, CSV src/csv.c.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "src/gpt.h"
 #include "src/mqar.h"
 #include "src/optim.h"
+#include "src/sample.h"
 #include "src/tokens.h"
 
 static const char *SUMMARY =
@@ -42,7 +44,9 @@ typedef struct {
     int warmup, steps, batch, grad_accum, seed;
     // evaluation, output
     int eval_every, eval_batches, log_every, save_every, overwrite;
-    char *out, *resume, *config, *device;
+    int sample_every, sample_tokens;   // text samples (src/sample.c)
+    char *vocab_dir, *tokenizer;
+    char *out, *resume, *config, *device, *on_nan;
 } Settings;
 
 static Settings S;
@@ -84,9 +88,16 @@ static Flag FLAGS[] = {
     INT_FLAG("eval-every", &S.eval_every, "50", 1, 1 << 30, "validate every N steps (and at the end)"),
     INT_FLAG("eval-batches", &S.eval_batches, "8", 1, 1 << 20, "fixed validation batches"),
     INT_FLAG("log-every", &S.log_every, "10", 1, 1 << 30, "console progress line every N steps"),
+    INT_FLAG("sample-every", &S.sample_every, "0", 0, 1 << 30,
+             "print generated text every N steps (0: never); needs --vocab-dir or --tokenizer"),
+    INT_FLAG("sample-tokens", &S.sample_tokens, "64", 1, 1 << 20, "tokens per generated sample"),
+    STR_FLAG("vocab-dir", &S.vocab_dir, "", NULL, "GPT-2 vocabulary (encoder.json, vocab.bpe) for samples"),
+    STR_FLAG("tokenizer", &S.tokenizer, "", NULL, "llm.c tokenizer .bin (decoding only) for samples"),
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 30, "checkpoint every N steps (0: never)"),
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
+             "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
     {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
@@ -98,8 +109,31 @@ enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
 typedef struct {
     TokenLoaderState train_data;
     int32_t optim_t;
-    int32_t reserved;
+    int32_t skipped_updates;   // --on-nan=skip
 } TrainState;
+
+// Exit codes beyond common.h's 1 (runtime error) and 2 (usage): a numerical
+// fault with --on-nan=stop, and 128 + signal after SIGINT/SIGTERM.
+enum { EXIT_NAN = 3 };
+
+// SIGINT and SIGTERM ask the loop to checkpoint and exit after the current
+// step; a second signal exits at once (the last checkpoint is still whole).
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) {
+    if (stop_signal) _Exit(128 + sig);
+    stop_signal = sig;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    // over a file-size limit, writes fail with EFBIG (a clear error) instead of killing us
+    signal(SIGXFSZ, SIG_IGN);
+}
 
 // ----------------------------------------------------------------------------
 
@@ -179,12 +213,35 @@ static void write_config(const char *dir) {
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
 }
 
+// The first parameter tensor (or, with grads, gradient) holding a NaN or inf.
+static const char *first_nonfinite_slice(const GPT *m, int grads) {
+    real *host = xmalloc(m->num_params * sizeof(real));
+    m->be->download(host, grads ? m->grads : m->params, m->num_params * sizeof(real));
+    const char *name = NULL;
+    for (int k = 0; k < m->num_slices && !name; k++)
+        for (size_t i = 0; i < m->slices[k].size && !name; i++)
+            if (!isfinite(host[m->slices[k].offset + i])) name = m->slice_names[k];
+    free(host);
+    return name;
+}
+
 static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     CkptInfo info = {.kind = "gpt", .step = step,
                      .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
                                m->cfg.heads, m->cfg.embd, m->cfg.bias},
                      .shape_names = {"vocab", "padded vocab", "seq", "layers", "heads", "embd", "bias"}};
     return info;
+}
+
+static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt, const Data *d,
+                            int step, int skipped) {
+    TrainState ts = {.optim_t = opt->t, .skipped_updates = skipped};
+    if (!d->is_mqar) ts.train_data = token_loader_state(&d->train);
+    CkptInfo info = checkpoint_info(m, step);
+    char err[4400];
+    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->num_params, &ts, sizeof ts, err,
+                  sizeof err) != 0)
+        die("%s", err);
 }
 
 // ----------------------------------------------------------------------------
@@ -195,6 +252,11 @@ int main(int argc, char **argv) {
     if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
     if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
         fprintf(stderr, "note: --gamma has no effect with --attn=std\n");
+    if (S.sample_every && !*S.vocab_dir && !*S.tokenizer)
+        die_usage("--sample-every=%d needs a vocabulary: --vocab-dir=DIR or --tokenizer=FILE", S.sample_every);
+    if (S.sample_every && !strcmp(S.data, "mqar"))
+        die_usage("--sample-every=%d needs token data (--data=FILES): mqar has no text", S.sample_every);
+    if (*S.vocab_dir && *S.tokenizer) die_usage("--vocab-dir and --tokenizer: give one, not both");
 
     const char *why = NULL;
     const Backend *be = backend_select(S.device, &why);
@@ -218,6 +280,9 @@ int main(int argc, char **argv) {
     Data data;
     int vocab;
     open_data(&data, &vocab);
+    TextSampler sampler = {0};
+    if (S.sample_every)
+        text_sampler_open(&sampler, S.vocab_dir, S.tokenizer, vocab, S.sample_tokens, (uint64_t)S.seed);
     GPTConfig cfg = {.vocab = vocab, .padded_vocab = gpt_padded_vocab(vocab), .max_seq = S.seq,
                      .layers = S.layers, .heads = S.heads, .embd = S.embd, .bias = S.bias,
                      .attn_x = !strcmp(S.attn, "x"), .gamma = S.gamma};
@@ -229,13 +294,14 @@ int main(int argc, char **argv) {
                      .clip = S.clip};
     optim_init(&opt, be, model.num_params);
 
-    int start = 0;
+    int start = 0, skipped = 0, last_saved = -1;
     if (*S.resume) {
         TrainState ts;
         CkptInfo info = checkpoint_info(&model, 0);
         ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts, sizeof ts);
-        start = (int)info.step;
+        start = last_saved = (int)info.step;
         opt.t = ts.optim_t;
+        skipped = ts.skipped_updates;
         if (!data.is_mqar) token_loader_restore(&data.train, ts.train_data);
         if (start >= S.steps) die_usage("--resume=%s is at step %d already; raise --steps", out, start);
     }
@@ -258,10 +324,12 @@ int main(int argc, char **argv) {
     double val_loss = NAN, val_acc = NAN;
     if (start == 0 && data.has_val) {
         evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
-        csv_row(&csv, (double[]){0, 0, NAN, NAN, val_loss, val_acc, NAN, NAN, NAN});
+        csv_row(&csv, (double[]){0, 0, CSV_EMPTY, CSV_EMPTY, val_loss, val_acc, CSV_EMPTY,
+                                 CSV_EMPTY, CSV_EMPTY});
         printf("step 0 | val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     }
 
+    install_signal_handlers();
     double t_start = now_seconds();
     for (int step = start + 1; step <= S.steps; step++) {
         double t0 = now_seconds();
@@ -274,14 +342,32 @@ int main(int argc, char **argv) {
             loss += gpt_forward(&model, inputs, targets, S.batch, S.seq) / S.grad_accum;
             gpt_backward(&model, 1.0f / S.grad_accum);
         }
-        optim_step(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
-        float grad_norm = optim_grad_norm(&opt);   // also waits for the step to finish
+        float grad_norm = optim_grad_norm(&opt, model.grads);   // waits for the backward pass
+        if (!isfinite(loss) || !isfinite(grad_norm)) {
+            const char *where = first_nonfinite_slice(&model, 0);
+            const char *what = where ? "parameter" : "gradient";
+            if (!where) where = first_nonfinite_slice(&model, 1);
+            if (!where) where = "the loss (activations)";
+            if (!strcmp(S.on_nan, "stop")) {
+                char last[4400] = "none (no checkpoint was written)";
+                if (last_saved >= 0) snprintf(last, sizeof last, "%s (step %d)", ckpt_path, last_saved);
+                fprintf(stderr, "error: non-finite loss (%g) or gradient norm (%g) at step %d, first in "
+                        "%s %s; last good checkpoint: %s\n", loss, grad_norm, step, what, where, last);
+                exit(EXIT_NAN);
+            }
+            skipped++;
+            printf("step %d: non-finite loss (%g) or gradient norm (%g), first in %s %s: update "
+                   "skipped (%d so far)\n", step, loss, grad_norm, what, where, skipped);
+        } else {
+            optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
+        }
         double step_s = now_seconds() - t0;
 
         val_loss = val_acc = NAN;
-        if (data.has_val && (step % S.eval_every == 0 || step == S.steps))
-            evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
-        csv_row(&csv, (double[]){step, (double)step * tokens_per_step, lr, loss, val_loss, val_acc,
+        int evaluated = data.has_val && (step % S.eval_every == 0 || step == S.steps);
+        if (evaluated) evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
+        csv_row(&csv, (double[]){step, (double)step * tokens_per_step, lr, loss,
+                                 evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
                                  grad_norm, step_s * 1e3, tokens_per_step / step_s});
         if (step % S.log_every == 0 || step == S.steps || step == start + 1) {
             char eta[32];
@@ -293,16 +379,19 @@ int main(int argc, char **argv) {
             printf("\n");
             fflush(stdout);
         }
-        if (S.save_every && (step % S.save_every == 0 || step == S.steps)) {
-            TrainState ts = {.optim_t = opt.t};
-            if (!data.is_mqar) ts.train_data = token_loader_state(&data.train);
-            CkptInfo info = checkpoint_info(&model, step);
-            char err[4400];
-            if (ckpt_save(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts,
-                          sizeof ts, err, sizeof err) != 0)
-                die("%s", err);
+        if (S.sample_every && step % S.sample_every == 0) text_sampler_print(&sampler, &model, step, stdout);
+        if ((S.save_every && (step % S.save_every == 0 || step == S.steps)) || stop_signal) {
+            save_checkpoint(ckpt_path, &model, &opt, &data, step, skipped);
+            last_saved = step;
+        }
+        if (stop_signal) {
+            printf("%s: checkpoint written at step %d to %s; continue with --resume=%s\n",
+                   stop_signal == SIGINT ? "interrupted" : "terminated", step, ckpt_path, out);
+            csv_close(&csv);
+            return 128 + stop_signal;
         }
     }
+    if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);
     if (!isnan(val_loss)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
 
@@ -315,6 +404,7 @@ int main(int argc, char **argv) {
         token_loader_close(&data.train);
         if (data.has_val) token_loader_close(&data.val);
     }
+    text_sampler_close(&sampler);
     flags_free(FLAGS, NUM_FLAGS);
     return 0;
 }

@@ -92,50 +92,70 @@ int ckpt_save(const char *path, const CkptInfo *info, const Backend *be, const r
     return 0;
 }
 
-static void get(FILE *f, uLong *crc, void *p, size_t n, const char *path) {
-    if (fread(p, 1, n, f) != n) die("checkpoint %s is truncated", path);
+// fread that also updates the running checksum; 0 on success
+static int get(FILE *f, uLong *crc, void *p, size_t n) {
+    if (fread(p, 1, n, f) != n) return -1;
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
         *crc = crc32(*crc, (const Bytef *)p + done, (uInt)chunk);
         done += chunk;
     }
+    return 0;
+}
+
+int ckpt_read(const char *path, CkptInfo *info, const Backend *be, real *params, real *m, real *v,
+              size_t num_params, void *state, size_t state_bytes, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
+        return -1;
+    }
+    real *host = NULL;
+    CkptHeader h;
+    uLong crc = crc32(0L, Z_NULL, 0);
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+    if (get(f, &crc, &h, sizeof h)) FAIL("checkpoint %s is truncated", path);
+    if (memcmp(h.magic, CKPT_MAGIC, sizeof h.magic)) FAIL("%s is not a checkpoint (bad magic)", path);
+    if (h.version != CKPT_VERSION)
+        FAIL("checkpoint %s has version %u; this build reads version %d", path, h.version, CKPT_VERSION);
+    if (strncmp(h.kind, info->kind, sizeof h.kind))
+        FAIL("checkpoint %s is a %.8s checkpoint, not %.8s", path, h.kind, info->kind);
+    for (int k = 0; k < CKPT_SHAPE_INTS; k++) {
+        if (h.shape[k] != info->shape[k])
+            FAIL("checkpoint %s has %s=%d, but the model has %d", path,
+                 info->shape_names[k] ? info->shape_names[k] : "a shape entry", h.shape[k],
+                 info->shape[k]);
+    }
+    if (h.num_params != num_params || h.state_bytes != state_bytes)
+        FAIL("checkpoint %s holds %llu parameters and %llu state bytes, expected %zu and %zu", path,
+             (unsigned long long)h.num_params, (unsigned long long)h.state_bytes, num_params,
+             state_bytes);
+    host = xmalloc(num_params * sizeof(real));
+    real *blocks[3] = {params, m, v};
+    for (int k = 0; k < 3; k++) {
+        if (get(f, &crc, host, num_params * sizeof(real))) FAIL("checkpoint %s is truncated", path);
+        be->upload(blocks[k], host, num_params * sizeof(real));
+    }
+    if (get(f, &crc, state, state_bytes)) FAIL("checkpoint %s is truncated", path);
+    uint32_t stored;
+    if (fread(&stored, sizeof stored, 1, f) != 1) FAIL("checkpoint %s is truncated", path);
+    if (stored != (uint32_t)crc) FAIL("checkpoint %s is corrupt (checksum mismatch)", path);
+    char extra;
+    if (fread(&extra, 1, 1, f) == 1) FAIL("checkpoint %s has trailing bytes", path);
+#undef FAIL
+    free(host);
+    fclose(f);
+    info->step = h.step;
+    return 0;
+fail:
+    free(host);
+    fclose(f);
+    return -1;
 }
 
 void ckpt_load(const char *path, CkptInfo *info, const Backend *be, real *params, real *m, real *v,
                size_t num_params, void *state, size_t state_bytes) {
-    FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open checkpoint %s: %s", path, strerror(errno));
-    CkptHeader h;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    get(f, &crc, &h, sizeof h, path);
-    if (memcmp(h.magic, CKPT_MAGIC, sizeof h.magic)) die("%s is not a checkpoint (bad magic)", path);
-    if (h.version != CKPT_VERSION)
-        die("checkpoint %s has version %u; this build reads version %d", path, h.version, CKPT_VERSION);
-    if (strncmp(h.kind, info->kind, sizeof h.kind))
-        die("checkpoint %s is a %.8s checkpoint, not %.8s", path, h.kind, info->kind);
-    for (int k = 0; k < CKPT_SHAPE_INTS; k++) {
-        if (h.shape[k] != info->shape[k])
-            die("checkpoint %s has %s=%d, but the model has %d", path,
-                info->shape_names[k] ? info->shape_names[k] : "a shape entry", h.shape[k],
-                info->shape[k]);
-    }
-    if (h.num_params != num_params || h.state_bytes != state_bytes)
-        die("checkpoint %s holds %llu parameters and %llu state bytes, expected %zu and %zu", path,
-            (unsigned long long)h.num_params, (unsigned long long)h.state_bytes, num_params,
-            state_bytes);
-    real *host = xmalloc(num_params * sizeof(real));
-    real *blocks[3] = {params, m, v};
-    for (int k = 0; k < 3; k++) {
-        get(f, &crc, host, num_params * sizeof(real), path);
-        be->upload(blocks[k], host, num_params * sizeof(real));
-    }
-    free(host);
-    get(f, &crc, state, state_bytes, path);
-    uint32_t stored;
-    if (fread(&stored, sizeof stored, 1, f) != 1) die("checkpoint %s is truncated", path);
-    if (stored != (uint32_t)crc) die("checkpoint %s is corrupt (checksum mismatch)", path);
-    char extra;
-    if (fread(&extra, 1, 1, f) == 1) die("checkpoint %s has trailing bytes", path);
-    fclose(f);
-    info->step = h.step;
+    char err[4400];
+    if (ckpt_read(path, info, be, params, m, v, num_params, state, state_bytes, err, sizeof err))
+        die("%s", err);
 }

@@ -29,8 +29,12 @@ typedef struct {
 int ckpt_save(const char *path, const CkptInfo *info, const Backend *be, const real *params,
               const real *m, const real *v, size_t num_params, const void *state,
               size_t state_bytes, char *err, size_t errlen);
-// Loads into device buffers; dies with a one-line error naming the file when
-// the magic, version, kind, shape, size or checksum is wrong. Sets info->step.
+// Loads into device buffers and sets info->step. Returns 0, or -1 with a
+// one-line reason naming the file when the magic, version, kind, shape, size
+// or checksum is wrong (the buffers may then hold part of the file).
+int ckpt_read(const char *path, CkptInfo *info, const Backend *be, real *params, real *m, real *v,
+              size_t num_params, void *state, size_t state_bytes, char *err, size_t errlen);
+// ckpt_read, dying with its message on failure.
 void ckpt_load(const char *path, CkptInfo *info, const Backend *be, real *params, real *m, real *v,
                size_t num_params, void *state, size_t state_bytes);
 

@@ -16,7 +16,9 @@ static void vreport(const char *fmt, va_list ap) {
     fputc('\n', stderr);
 }
 
-void die(const char *fmt, ...) {
+// die and die_usage are weak so that the fuzz harnesses (tests/fuzz) can
+// replace them with a jump back into the harness.
+__attribute__((weak)) void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vreport(fmt, ap);
@@ -24,7 +26,7 @@ void die(const char *fmt, ...) {
     exit(1);
 }
 
-void die_usage(const char *fmt, ...) {
+__attribute__((weak)) void die_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vreport(fmt, ap);

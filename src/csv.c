@@ -54,8 +54,10 @@ void csv_row(Csv *csv, const double *values) {
     for (int k = 0; k < csv->columns; k++) {
         double v = values[k];
         if (k) fputc(',', csv->f);
-        if (isnan(v)) continue;
-        if (v == floor(v) && fabs(v) < 1e15) fprintf(csv->f, "%.0f", v);
+        if (v == CSV_EMPTY) continue;
+        if (isnan(v)) fputs("nan", csv->f);
+        else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", csv->f);
+        else if (v == floor(v) && fabs(v) < 1e15) fprintf(csv->f, "%.0f", v);
         else fprintf(csv->f, "%.9g", v);
     }
     fputc('\n', csv->f);

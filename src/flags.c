@@ -64,26 +64,38 @@ static Flag *find_mutable(Flag *flags, int n, const char *name) {
     return (Flag *)flags_find(flags, n, name);
 }
 
-static void load_config_file(Flag *flags, int n, const char *path, int missing_ok) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (missing_ok) return;
-        die_usage("--config=%s: cannot open: %s", path, strerror(errno));
+// Reads the whole file first, so that an error while parsing leaves no file open.
+static char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t len = 0, cap = 4096;
+    char *text = xmalloc(cap);
+    size_t got;
+    while ((got = fread(text + len, 1, cap - 1 - len, f)) > 0) {
+        len += got;
+        if (len + 1 == cap) text = xrealloc(text, cap *= 2);
     }
-    char *line = NULL;
-    size_t cap = 0;
+    fclose(f);
+    text[len] = '\0';
+    return text;
+}
+
+static void load_config_file(Flag *flags, int n, const char *path) {
+    char *text = read_text_file(path);
+    if (!text) die_usage("--config=%s: cannot open: %s", path, strerror(errno));
     int lineno = 0;
-    while (getline(&line, &cap, f) > 0) {
+    for (char *s = text, *next; s; s = next) {
         lineno++;
-        char *s = line;
+        next = strchr(s, '\n');
+        if (next) *next++ = '\0';
         char *hash = strchr(s, '#');
         if (hash) *hash = '\0';
         while (*s == ' ' || *s == '\t') s++;
         size_t len = strlen(s);
-        while (len && strchr(" \t\r\n", s[len - 1])) s[--len] = '\0';
+        while (len && strchr(" \t\r", s[len - 1])) s[--len] = '\0';
         if (!len) continue;
         char *eq = strchr(s, '=');
-        if (!eq) die_usage("%s:%d: expected name=value, got '%s'", path, lineno, s);
+        if (!eq) die_usage("%s:%d: expected name=value, got '%.64s'", path, lineno, s);
         *eq = '\0';
         char *key = s, *value = eq + 1;
         size_t klen = strlen(key);
@@ -91,13 +103,12 @@ static void load_config_file(Flag *flags, int n, const char *path, int missing_o
         while (*value == ' ' || *value == '\t') value++;
         if (!strncmp(key, "--", 2)) key += 2;
         Flag *fl = find_mutable(flags, n, key);
-        if (!fl || fl->not_saved) die_usage("%s:%d: unknown key '%s'", path, lineno, key);
+        if (!fl || fl->not_saved) die_usage("%s:%d: unknown key '%.64s'", path, lineno, key);
         char where[4200];
         snprintf(where, sizeof where, "%s:%d: ", path, lineno);
         flag_set(fl, value, where);
     }
-    free(line);
-    fclose(f);
+    free(text);
 }
 
 static void print_help(const Flag *flags, int n, const char *program, const char *summary) {
@@ -143,10 +154,10 @@ void flags_parse(Flag *flags, int n, int argc, char **argv, const char *program,
         FILE *probe = fopen(path, "r");
         if (!probe) die_usage("--resume=%s: no config.txt there (is it a run directory?)", resume);
         fclose(probe);
-        load_config_file(flags, n, path, 0);
+        load_config_file(flags, n, path);
     }
     const char *config = flags_find(flags, n, "config") ? argv_value(argc, argv, "config") : NULL;
-    if (config && *config) load_config_file(flags, n, config, 0);
+    if (config && *config) load_config_file(flags, n, config);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) die_usage("unexpected argument '%s' (flags start with --)", a);

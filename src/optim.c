@@ -20,22 +20,22 @@ void optim_free(Optimizer *o) {
     o->be->free(o->gnorm_sq);
 }
 
-void optim_step(Optimizer *o, real *params, const real *grads, const ParamSlice *slices,
-                int nslices, float lr) {
-    o->t++;
+float optim_grad_norm(Optimizer *o, const real *grads) {
     o->be->sumsq(o->gnorm_sq, grads, o->n);
+    real s;
+    o->be->download(&s, o->gnorm_sq, sizeof s);
+    return (float)sqrt((double)s);
+}
+
+void optim_update(Optimizer *o, real *params, const real *grads, const ParamSlice *slices,
+                  int nslices, float lr) {
+    o->t++;
     OptimArgs a = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .wd = o->wd,
                    .tau = o->tau, .clip = o->clip, .t = o->t};
     if (o->kind == OPTIM_SETADAM)
         o->be->setadam_update(params, grads, o->m, o->v, slices, nslices, &a, o->gnorm_sq);
     else
         o->be->adamw_update(params, grads, o->m, o->v, slices, nslices, &a, o->gnorm_sq);
-}
-
-float optim_grad_norm(const Optimizer *o) {
-    real s;
-    o->be->download(&s, o->gnorm_sq, sizeof s);
-    return (float)sqrt((double)s);
 }
 
 float lr_at(ScheduleKind kind, int step, int total, int warmup, float lr, float min_lr) {

@@ -21,11 +21,14 @@ typedef struct {
 
 void optim_init(Optimizer *o, const Backend *be, size_t num_params);
 void optim_free(Optimizer *o);
-// One update at learning rate lr (t advances by one).
-void optim_step(Optimizer *o, real *params, const real *grads, const ParamSlice *slices,
-                int nslices, float lr);
-// The global gradient norm of the last step, before clipping (a device read).
-float optim_grad_norm(const Optimizer *o);
+// The global gradient norm, before clipping: computed on the device, then
+// read back (the one host sync of a step; logging and the NaN check need it).
+// NaN or inf when any gradient is.
+float optim_grad_norm(Optimizer *o, const real *grads);
+// One update at learning rate lr (t advances by one), clipping with the norm
+// of the preceding optim_grad_norm call.
+void optim_update(Optimizer *o, real *params, const real *grads, const ParamSlice *slices,
+                  int nslices, float lr);
 
 // Learning rate at `step` (0-based) of `total`: linear warmup over `warmup`
 // steps to lr, then constant or cosine decay to min_lr at the last step.

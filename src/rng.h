@@ -11,11 +11,18 @@
 #include <math.h>
 #include <stdint.h>
 
+// hash64 also runs in CUDA kernels (dropout masks identical on CPU and GPU)
+#ifdef __CUDACC__
+#define RNG_HOST_DEVICE __host__ __device__
+#else
+#define RNG_HOST_DEVICE
+#endif
+
 typedef struct {
     uint64_t state;
 } Rng;
 
-static inline uint64_t splitmix64_mix(uint64_t z) {
+static inline RNG_HOST_DEVICE uint64_t splitmix64_mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -49,7 +56,7 @@ static inline double rng_normal(Rng *r) {
 }
 
 // a seed for stream `b` of seed `a`
-static inline uint64_t hash64(uint64_t a, uint64_t b) {
+static inline RNG_HOST_DEVICE uint64_t hash64(uint64_t a, uint64_t b) {
     return splitmix64_mix(splitmix64_mix(a + 0x9e3779b97f4a7c15ULL) ^ (b * 0xd6e8feb86659fd93ULL));
 }
 

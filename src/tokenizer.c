@@ -701,6 +701,12 @@ int tokenizer_load_llmc(Tokenizer **out, const char *path, char *err, size_t err
         free(data);
         return fail(err, err_size, "%s: bad vocab size %d or EOT id %d", path, vocab, eot);
     }
+    // every entry takes at least 2 bytes: check before allocating for `vocab` (found by fuzzing)
+    if ((size_t)vocab > (size - sizeof header) / 2) {
+        free(data);
+        return fail(err, err_size, "%s: truncated: %d tokens cannot fit in %zu bytes", path, vocab,
+                    size);
+    }
     Tokenizer *t = tokenizer_new();
     t->vocab_size = vocab;
     t->eot_id = eot;

@@ -15,20 +15,32 @@
 
 enum { SHARD_HEADER_INTS = 256, MAGIC_GPT2 = 20240520, MAGIC_LLAMA3 = 20240801 };
 
+static void shard_close(TokenShard *s);
+
+// Errors release what the shard holds before dying, so a harness that turns
+// die() into a return (tests/fuzz) does not pile up mappings.
+#define SHARD_FAIL(s, ...) do { shard_close(s); die(__VA_ARGS__); } while (0)
+
 static void shard_open(TokenShard *s, const char *path, const char *flag) {
     memset(s, 0, sizeof *s);
-    s->path = xstrdup(path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) die("%s: cannot open %s: %s", flag, path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) die("%s: cannot stat %s: %s", flag, path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) die("%s: %s is not a regular file", flag, path);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        die("%s: %s is not a regular file", flag, path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        die("%s: %s is empty", flag, path);
+    }
     size_t bytes = (size_t)st.st_size;
-    if (bytes == 0) die("%s: %s is empty", flag, path);
-    s->map_bytes = bytes;
-    s->map = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (s->map == MAP_FAILED) die("%s: cannot map %s: %s", flag, path, strerror(errno));
+    if (map == MAP_FAILED) die("%s: cannot map %s: %s", flag, path, strerror(errno));
+    s->map = map;
+    s->map_bytes = bytes;
+    s->path = xstrdup(path);
     const unsigned char *p = s->map;
     int32_t head[3] = {0, 0, 0};
     if (bytes >= sizeof head) memcpy(head, p, sizeof head);
@@ -36,17 +48,19 @@ static void shard_open(TokenShard *s, const char *path, const char *flag) {
         int expect_version = head[0] == MAGIC_GPT2 ? 1 : 7;
         s->width = head[0] == MAGIC_GPT2 ? 2 : 4;
         s->header_bytes = SHARD_HEADER_INTS * sizeof(int32_t);
-        if (bytes < s->header_bytes) die("%s: %s: truncated shard header", flag, path);
+        if (bytes < s->header_bytes) SHARD_FAIL(s, "%s: %s: truncated shard header", flag, path);
         if (head[1] != expect_version)
-            die("%s: %s: shard version %d, expected %d", flag, path, head[1], expect_version);
-        if (head[2] <= 0) die("%s: %s: shard holds no tokens", flag, path);
+            SHARD_FAIL(s, "%s: %s: shard version %d, expected %d", flag, path, head[1], expect_version);
+        if (head[2] <= 0) SHARD_FAIL(s, "%s: %s: shard holds no tokens", flag, path);
         s->count = (size_t)head[2];
         size_t have = (bytes - s->header_bytes) / s->width;
         if (have < s->count)
-            die("%s: %s: truncated: header says %zu tokens, file holds %zu", flag, path, s->count, have);
+            SHARD_FAIL(s, "%s: %s: truncated: header says %zu tokens, file holds %zu", flag, path,
+                       s->count, have);
     } else {
-        if (bytes % 2) die("%s: %s: odd size %zu is not a uint16 token file (nor an llm.c shard)",
-                           flag, path, bytes);
+        if (bytes % 2)
+            SHARD_FAIL(s, "%s: %s: odd size %zu is not a uint16 token file (nor an llm.c shard)",
+                       flag, path, bytes);
         s->width = 2;
         s->header_bytes = 0;
         s->count = bytes / 2;
@@ -55,8 +69,9 @@ static void shard_open(TokenShard *s, const char *path, const char *flag) {
 }
 
 static void shard_close(TokenShard *s) {
-    if (s->map && s->map != MAP_FAILED) munmap(s->map, s->map_bytes);
+    if (s->map) munmap(s->map, s->map_bytes);
     free(s->path);
+    memset(s, 0, sizeof *s);
 }
 
 void token_loader_open(TokenLoader *l, const char *pattern, const char *flag, int vocab, int T,

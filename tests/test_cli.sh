@@ -4,7 +4,7 @@
 # round trip, checkpoint errors, and learning on the built-in task.
 set -u
 cd "$(dirname "$0")/.."
-BIN=./train_gpt
+BIN=${TRAIN_GPT:-./train_gpt}
 OUT=tests/out/cli
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -146,7 +146,8 @@ else
 fi
 
 # --- learning: far above chance on the built-in task, both attention modes ----
-for attn in std x; do
+# (QUICK=1, as in the sanitizer run, leaves out these two longer runs)
+for attn in $( [ "${QUICK:-0}" = 1 ] || echo std x ); do
     "$BIN" --device=cpu --attn=$attn --mqar-keys=16 --mqar-pairs=4 --seq=24 --batch=32 \
            --steps=500 --eval-every=500 --eval-batches=8 --out="$OUT/learn_$attn" > "$OUT/learn_$attn.log" 2>&1
     acc=$(tail -n 1 "$OUT/learn_$attn/metrics.csv" | cut -d, -f6)

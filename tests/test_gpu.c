@@ -1,5 +1,5 @@
 // test_gpu.c - every op of the CUDA backend against the CPU reference, then
-// the whole GPT on both backends (gradients, and 50 training steps).
+// the whole GPT and the whole ViT on both backends (gradients, and training steps).
 //
 // Without a usable GPU it prints "test_gpu: skipped: <why>" and exits 0.
 //
@@ -28,6 +28,7 @@
 #include "test.h"
 #ifndef NO_GPT_TEST
 #include "../src/gpt.h"
+#include "../src/vit.h"
 #endif
 
 #define TOL 1e-5
@@ -499,6 +500,93 @@ static void test_setadam_example(void) {
 }
 
 // ----------------------------------------------------------------------------
+// ViT ops: patches (SPT), cls + position embedding, dropout, cls select
+
+static void test_patchify(int B, int C, int H, int W, int P, int shifts) {
+    const int Np = (H / P) * (W / P), PD = P * P * C * (shifts ? 5 : 1);
+    const size_t npix = (size_t)B * C * H * W, nout = (size_t)B * Np * PD;
+    float *img = hrand(npix, 1, 0), *out_c = hnew(nout);
+    Cpu->patchify_forward(out_c, img, B, C, H, W, P, shifts);
+    float *img_d = dcopy(img, npix * 4), *out_d = G->alloc(nout * 4);
+    G->patchify_forward(out_d, img_d, B, C, H, W, P, shifts);
+    float *out_g = fetch(out_d, nout);
+    CHECK(!memcmp(out_g, out_c, nout * sizeof(float)),
+          "patchify B=%d C=%d H=%d W=%d P=%d shifts=%d: differs from the CPU", B, C, H, W, P, shifts);
+    G->free(img_d); G->free(out_d);
+    free(img); free(out_c); free(out_g);
+}
+
+static void test_cls_pos(int B, int Np, int D) {
+    const int T = Np + 1;
+    const size_t nx = (size_t)B * Np * D, nout = (size_t)B * T * D, npos = (size_t)T * D;
+    float *x = hrand(nx, 1, 0), *cls = hrand(D, 1, 0), *pos = hrand(npos, 1, 0), *out_c = hnew(nout);
+    Cpu->cls_pos_forward(out_c, x, cls, pos, B, Np, D);
+    float *x_d = dcopy(x, nx * 4), *cls_d = dcopy(cls, D * 4), *pos_d = dcopy(pos, npos * 4);
+    float *out_d = G->alloc(nout * 4);
+    G->cls_pos_forward(out_d, x_d, cls_d, pos_d, B, Np, D);
+    float *out_g = fetch(out_d, nout);
+    EXPECT_ERR(err_rel(out_g, out_c, nout), TOL, "cls_pos_forward B=%d Np=%d D=%d", B, Np, D);
+
+    float *dout = hrand(nout, 1, 0);
+    float *dx0 = hrand(nx, 0.1, 0), *dcls0 = hrand(D, 0.1, 0), *dpos0 = hrand(npos, 0.1, 0);
+    float *dx_c = hcopy(dx0, nx), *dcls_c = hcopy(dcls0, D), *dpos_c = hcopy(dpos0, npos);
+    Cpu->cls_pos_backward(dx_c, dcls_c, dpos_c, dout, B, Np, D);
+    float *dout_d = dcopy(dout, nout * 4), *dx_d = dcopy(dx0, nx * 4);
+    float *dcls_d = dcopy(dcls0, D * 4), *dpos_d = dcopy(dpos0, npos * 4);
+    G->cls_pos_backward(dx_d, dcls_d, dpos_d, dout_d, B, Np, D);
+    float *dx_g = fetch(dx_d, nx), *dcls_g = fetch(dcls_d, D), *dpos_g = fetch(dpos_d, npos);
+    EXPECT_ERR(err_acc(dx_g, dx_c, dx0, nx), TOL, "cls_pos_backward dx B=%d Np=%d D=%d", B, Np, D);
+    EXPECT_ERR(err_acc(dcls_g, dcls_c, dcls0, D), TOL, "cls_pos_backward dcls B=%d Np=%d D=%d", B, Np, D);
+    EXPECT_ERR(err_acc(dpos_g, dpos_c, dpos0, npos), TOL, "cls_pos_backward dpos B=%d Np=%d D=%d", B, Np, D);
+
+    G->free(x_d); G->free(cls_d); G->free(pos_d); G->free(out_d); G->free(dout_d); G->free(dx_d);
+    G->free(dcls_d); G->free(dpos_d);
+    free(x); free(cls); free(pos); free(out_c); free(out_g); free(dout); free(dx0); free(dcls0);
+    free(dpos0); free(dx_c); free(dcls_c); free(dpos_c); free(dx_g); free(dcls_g); free(dpos_g);
+}
+
+// the masks are the same pure function of (seed, index) on both devices: bit-identical
+static void test_dropout(size_t n, float p, uint64_t seed, int inplace) {
+    float *x = hrand(n, 1, 0), *out_c = inplace ? hcopy(x, n) : hnew(n), *mask_c = hnew(n);
+    Cpu->dropout_forward(out_c, mask_c, inplace ? out_c : x, n, p, seed);
+    float *x_d = dcopy(x, n * 4), *out_d = inplace ? x_d : G->alloc(n * 4), *mask_d = G->alloc(n * 4);
+    G->dropout_forward(out_d, mask_d, x_d, n, p, seed);
+    float *out_g = fetch(out_d, n), *mask_g = fetch(mask_d, n);
+    CHECK(!memcmp(mask_g, mask_c, n * sizeof(float)), "dropout n=%zu p=%g: masks differ", n, p);
+    CHECK(!memcmp(out_g, out_c, n * sizeof(float)), "dropout n=%zu p=%g inplace=%d: outputs differ", n, p, inplace);
+
+    float *dout = hrand(n, 1, 0), *d0 = hrand(n, 0.1, 0), *d_c = hcopy(d0, n);
+    Cpu->dropout_backward(d_c, dout, mask_c, n);
+    float *dout_d = dcopy(dout, n * 4), *d_d = dcopy(d0, n * 4);
+    G->dropout_backward(d_d, dout_d, mask_d, n);
+    float *d_g = fetch(d_d, n);
+    EXPECT_ERR(err_acc(d_g, d_c, d0, n), TOL, "dropout_backward n=%zu p=%g", n, p);
+
+    if (!inplace) G->free(out_d);
+    G->free(x_d); G->free(mask_d); G->free(dout_d); G->free(d_d);
+    free(x); free(out_c); free(mask_c); free(out_g); free(mask_g); free(dout); free(d0); free(d_c);
+    free(d_g);
+}
+
+static void test_cls_select(int B, int T, int D) {
+    const size_t nx = (size_t)B * T * D, no = (size_t)B * D;
+    float *x = hrand(nx, 1, 0), *out_c = hnew(no);
+    Cpu->cls_select_forward(out_c, x, B, T, D);
+    float *x_d = dcopy(x, nx * 4), *out_d = G->alloc(no * 4);
+    G->cls_select_forward(out_d, x_d, B, T, D);
+    float *out_g = fetch(out_d, no);
+    CHECK(!memcmp(out_g, out_c, no * sizeof(float)), "cls_select_forward B=%d T=%d D=%d differs", B, T, D);
+    float *dout = hrand(no, 1, 0), *dx0 = hrand(nx, 0.1, 0), *dx_c = hcopy(dx0, nx);
+    Cpu->cls_select_backward(dx_c, dout, B, T, D);
+    float *dout_d = dcopy(dout, no * 4), *dx_d = dcopy(dx0, nx * 4);
+    G->cls_select_backward(dx_d, dout_d, B, T, D);
+    float *dx_g = fetch(dx_d, nx);
+    EXPECT_ERR(err_acc(dx_g, dx_c, dx0, nx), TOL, "cls_select_backward B=%d T=%d D=%d", B, T, D);
+    G->free(x_d); G->free(out_d); G->free(dout_d); G->free(dx_d);
+    free(x); free(out_c); free(out_g); free(dout); free(dx0); free(dx_c); free(dx_g);
+}
+
+// ----------------------------------------------------------------------------
 // the whole GPT on both backends
 
 #ifndef NO_GPT_TEST
@@ -568,6 +656,118 @@ static void test_model_grads(int attn_x, float gamma) {
     free(gg2);
     gpt_free(&mc);
     gpt_free(&mg);
+}
+
+// ----------------------------------------------------------------------------
+// the whole ViT on both backends: logits, loss, every gradient (dropout on: the
+// masks are identical), determinism, then training steps with SET-Adam
+
+enum { VB = 3 };
+
+static ViTConfig vit_config(int kind, int attn_x, float gamma) {
+    ViTConfig c = {.kind = kind, .channels = 3, .height = 16, .width = 16, .patch = 4,
+                   .classes = 10, .dim = 32, .depth = 2, .heads = 4, .mlp_dim = 48,
+                   .dropout = 0.1f, .emb_dropout = 0.1f, .attn_x = attn_x, .gamma = gamma};
+    return c;
+}
+
+static void test_vit_grads(int kind, int attn_x, float gamma) {
+    ViTConfig cfg = vit_config(kind, attn_x, gamma);
+    ViT mc, mg;
+    vit_build(&mc, &cfg, Cpu, VB);
+    vit_build(&mg, &cfg, G, VB);
+    vit_init_weights(&mc, 1234);
+    vit_init_weights(&mg, 1234);
+    const size_t npix = (size_t)VB * 3 * 16 * 16;
+    float *images = hrand(npix, 1, 0);
+    int labels[VB] = {3, 9, 0};
+    char tag[64];
+    snprintf(tag, sizeof tag, "vit kind=%d attn_x=%d gamma=%g", kind, attn_x, gamma);
+
+    vit_forward(&mc, images, NULL, VB, 0, 0);
+    vit_forward(&mg, images, NULL, VB, 0, 0);
+    float *lg = fetch(mg.logits, (size_t)VB * cfg.classes);
+    EXPECT_ERR(err_rel(lg, mc.logits, (size_t)VB * cfg.classes), TOL, "%s: logits", tag);
+    free(lg);
+
+    float loss_c = (float)vit_forward(&mc, images, labels, VB, 1, 77);
+    float loss_g = (float)vit_forward(&mg, images, labels, VB, 1, 77);
+    EXPECT_ERR(fabs((double)loss_g - loss_c) / fabs((double)loss_c), TOL, "%s: loss %g vs %g", tag, loss_g, loss_c);
+    vit_zero_grad(&mc);
+    vit_zero_grad(&mg);
+    vit_backward(&mc, 1.0f);
+    vit_backward(&mg, 1.0f);
+    float *gg = fetch(mg.grads, mg.num_params);
+    CHECK(mc.num_params == mg.num_params, "%s: parameter counts differ", tag);
+    for (int k = 0; k < mc.num_tensors; k++) {
+        ParamSlice t = mc.tensors[k];
+        if (!t.size) continue;
+        EXPECT_ERR(err_rel(gg + t.offset, mc.grads + t.offset, t.size), TOL, "%s: grad %s", tag,
+                   mc.tensor_names[k]);
+    }
+    vit_forward(&mg, images, labels, VB, 1, 77);
+    vit_zero_grad(&mg);
+    vit_backward(&mg, 1.0f);
+    float *gg2 = fetch(mg.grads, mg.num_params);
+    CHECK(!memcmp(gg, gg2, mg.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
+    free(gg);
+    free(gg2);
+    free(images);
+    vit_free(&mc);
+    vit_free(&mg);
+}
+
+static void test_vit_training(int attn_x, float gamma) {
+    ViTConfig cfg = vit_config(VIT_SMALL, attn_x, gamma);
+    ViT m[2];
+    const Backend *be[2] = {Cpu, G};
+    real *mom[2], *vel[2], *gn[2];
+    for (int k = 0; k < 2; k++) {
+        vit_build(&m[k], &cfg, be[k], VB);
+        vit_init_weights(&m[k], 42);
+        mom[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        vel[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        gn[k] = be[k]->alloc(sizeof(real));
+    }
+    const size_t npix = (size_t)VB * 3 * 16 * 16;
+    float *images = hnew(npix);
+    int labels[VB], bad = 0;
+    float first = 0, last = 0;
+    for (int step = 1; step <= 30; step++) {
+        // a fixed batch (the loss must fall), dropout masks per step
+        Rng r;
+        rng_seed(&r, 5);
+        for (size_t i = 0; i < npix; i++) images[i] = (float)rng_normal(&r);
+        for (int i = 0; i < VB; i++) labels[i] = (int)rng_below(&r, 10);
+        float loss[2];
+        for (int k = 0; k < 2; k++) {
+            vit_zero_grad(&m[k]);
+            loss[k] = (float)vit_forward(&m[k], images, labels, VB, 1, hash64(7, (uint64_t)step));
+            vit_backward(&m[k], 1.0f);
+            be[k]->sumsq(gn[k], m[k].grads, m[k].num_params);
+            OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .wd = 0,
+                           .tau = 0.5f, .clip = 0, .t = step};
+            be[k]->setadam_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].slices,
+                                  m[k].num_slices, &a, gn[k]);
+        }
+        double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
+        if (!(rel <= 1e-4)) {
+            bad++;
+            fprintf(stderr, "vit training attn_x=%d: step %d loss %.7f (cuda) vs %.7f (cpu)\n",
+                    attn_x, step, loss[1], loss[0]);
+        }
+        if (step == 1) first = loss[0];
+        last = loss[0];
+    }
+    CHECK(bad == 0, "vit training attn_x=%d: %d of 30 steps differ by more than 1e-4", attn_x, bad);
+    CHECK(last < first, "vit training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
+    for (int k = 0; k < 2; k++) {
+        be[k]->free(mom[k]);
+        be[k]->free(vel[k]);
+        be[k]->free(gn[k]);
+        vit_free(&m[k]);
+    }
+    free(images);
 }
 
 static void test_model_training(int attn_x, float gamma) {
@@ -673,11 +873,30 @@ int main(void) {
     }
     test_setadam_example();
 
+    // ViT ops: SPT and plain patches (1 and 3 channels, non-square), cls/pos, dropout, select
+    test_patchify(2, 3, 32, 32, 4, 1);
+    test_patchify(3, 1, 28, 28, 7, 1);
+    test_patchify(2, 3, 8, 12, 4, 0);
+    test_patchify(1, 1, 4, 4, 1, 1);
+    test_cls_pos(3, 64, 32);
+    test_cls_pos(7, 16, 129);
+    test_cls_pos(1, 1, 5);
+    test_dropout(1000, 0.1f, 1, 0);
+    test_dropout(300001, 0.5f, 99, 1);
+    test_dropout(77, 0.0f, 3, 0);
+    test_cls_select(4, 65, 512);
+    test_cls_select(1, 1, 3);
+
 #ifndef NO_GPT_TEST
     test_model_grads(0, 0.0f);
     test_model_grads(1, 0.5f);
     test_model_training(0, 0.0f);
     test_model_training(1, 0.5f);
+    test_vit_grads(VIT_SMALL, 0, 0.0f);
+    test_vit_grads(VIT_SMALL, 1, 1.0f);
+    test_vit_grads(VIT_PLAIN, 1, 0.5f);
+    test_vit_training(0, 0.0f);
+    test_vit_training(1, 1.0f);
 #endif
     return test_summary("test_gpu");
 }

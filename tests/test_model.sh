@@ -5,16 +5,16 @@
 # committed files still agree with the script.
 set -u
 cd "$(dirname "$0")/.."
-build/test_model tests/ref || exit 1
+"${BUILD:-build}"/test_model tests/ref || exit 1
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo "SKIPPED: regenerating the torch references (no python3-torch): 0 passed, 0 failed, 1 skipped"
     exit 0
 fi
 dir=tests/out/torch
 mkdir -p "$dir"
-build/test_model --write-inputs "$dir" || exit 1
+"${BUILD:-build}"/test_model --write-inputs "$dir" || exit 1
 for mode in std x; do
     /usr/bin/python3 tests/torch_ref.py "$dir/gpt_tiny_$mode.in" "$dir/gpt_tiny_$mode.ref" || exit 1
 done
 echo "regenerated references:"
-build/test_model "$dir"
+"${BUILD:-build}"/test_model "$dir"

@@ -6,4 +6,4 @@ set -u
 cd "$(dirname "$0")/.."
 vocab=${GPT2_VOCAB:-data/gpt2}
 scripts/get_gpt2_vocab "$vocab" >/dev/null 2>&1 || echo "note: could not fetch the GPT-2 vocabulary into $vocab"
-exec build/test_tokenizer "$vocab" ./prepare_text
+exec "${BUILD:-build}"/test_tokenizer "$vocab" "${PREPARE_TEXT:-./prepare_text}"

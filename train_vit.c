@@ -1,0 +1,382 @@
+// train_vit.c - train the ViT-small of kentaroy47/vision-transformers-cifar10
+// (or its plain ViT) with standard attention or AttentionX, on CIFAR-10/100,
+// MNIST or Fashion-MNIST, on any backend.
+//
+// This file is the trainer only: flags, the epoch loop, logging. The model is
+// src/vit.c, the ops attention.c/layers.c (+ .cu), the optimizers src/optim.c,
+// data src/images.c and src/augment.c, checkpoints src/ckpt.c, CSV src/csv.c.
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops.h"
+#include "src/augment.h"
+#include "src/ckpt.h"
+#include "src/common.h"
+#include "src/csv.h"
+#include "src/flags.h"
+#include "src/images.h"
+#include "src/optim.h"
+#include "src/rng.h"
+#include "src/vit.h"
+
+static const char *SUMMARY =
+    "Trains a ViT-small (SPT + LSA, kentaroy47/vision-transformers-cifar10) or its plain ViT with\n"
+    "standard attention or AttentionX on CIFAR-10/100, MNIST or Fashion-MNIST.";
+
+static const char *CSV_HEADER =
+    "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,epoch_s,images_per_s";
+
+typedef struct {
+    // model
+    char *model, *attn;
+    int patch, dim, depth, heads, mlp_dim;
+    float dropout, emb_dropout, gamma;
+    // data
+    char *dataset, *data_dir, *labels, *randaug;
+    int crop, flip;
+    // optimisation
+    char *optim, *schedule;
+    float lr, min_lr, wd, beta1, beta2, eps, tau, clip, label_smoothing;
+    int warmup, epochs, batch, seed;
+    // evaluation, output
+    int eval_every, log_every, save_every, overwrite;
+    char *out, *resume, *config, *device;
+} Settings;
+
+static Settings S;
+
+#define INT_FLAG(n, p, d, lo, hi, h) {n, FLAG_INT, p, d, h, lo, hi, NULL, 0, 0}
+#define FLOAT_FLAG(n, p, d, lo, hi, h) {n, FLAG_FLOAT, p, d, h, lo, hi, NULL, 0, 0}
+#define STR_FLAG(n, p, d, ch, h) {n, FLAG_STRING, p, d, h, 0, 0, ch, 0, 0}
+#define RUN_FLAG(n, p, d, h) {n, FLAG_STRING, p, d, h, 0, 0, NULL, 1, 0}
+
+static Flag FLAGS[] = {
+    STR_FLAG("model", &S.model, "vit_small", "vit_small|vit",
+             "vit_small (SPT + LSA) or vit (the plain ViT of the same repository)"),
+    INT_FLAG("patch", &S.patch, "4", 1, 4096, "patch size P; must divide the image size"),
+    INT_FLAG("dim", &S.dim, "512", 1, 65536, "token width D"),
+    INT_FLAG("depth", &S.depth, "6", 1, 1024, "transformer blocks"),
+    INT_FLAG("heads", &S.heads, "8", 1, 1024, "attention heads; must divide --dim (head size D/heads)"),
+    INT_FLAG("mlp-dim", &S.mlp_dim, "512", 1, 1 << 20, "MLP hidden width"),
+    FLOAT_FLAG("dropout", &S.dropout, "0.1", 0, 0.99, "dropout after attention projection, GELU, MLP"),
+    FLOAT_FLAG("emb-dropout", &S.emb_dropout, "0.1", 0, 0.99, "dropout after cls + position embedding"),
+    STR_FLAG("attn", &S.attn, "std", "std|x", "attention: std, or x for AttentionX (O = PV - gamma V)"),
+    FLOAT_FLAG("gamma", &S.gamma, "1", -1e6, 1e6, "AttentionX's gamma (with --attn=x)"),
+    STR_FLAG("dataset", &S.dataset, "cifar10", "cifar10|cifar100|fashion-mnist|mnist", "dataset"),
+    STR_FLAG("data-dir", &S.data_dir, "", NULL, "where the dataset is; empty: data/<dataset>"),
+    STR_FLAG("labels", &S.labels, "fine", "fine|coarse", "CIFAR-100 labels: 100 fine or 20 coarse"),
+    STR_FLAG("randaug", &S.randaug, "2,14", NULL, "RandAugment N,M (ops per image, magnitude 0..30); 0: off"),
+    INT_FLAG("crop", &S.crop, "4", 0, 1024, "random crop after zero padding of N pixels (0: off)"),
+    INT_FLAG("flip", &S.flip, "1", 0, 1, "random horizontal flip (0: off)"),
+    STR_FLAG("optim", &S.optim, "setadam", "setadam|adamw|adam", "optimizer (adam: AdamW with wd 0)"),
+    FLOAT_FLAG("lr", &S.lr, "1e-4", 0, 1e3, "peak learning rate"),
+    FLOAT_FLAG("min-lr", &S.min_lr, "0", 0, 1e3, "cosine: learning rate reached after --epochs"),
+    INT_FLAG("warmup", &S.warmup, "0", 0, 1 << 30, "linear warmup over the first N optimizer steps"),
+    STR_FLAG("schedule", &S.schedule, "cosine", "cosine|constant", "cosine annealing per epoch, or constant"),
+    FLOAT_FLAG("wd", &S.wd, "0", 0, 1e3, "decoupled weight decay (2-D tensors only)"),
+    FLOAT_FLAG("beta1", &S.beta1, "0.9", 0, 0.999999, "Adam beta1"),
+    FLOAT_FLAG("beta2", &S.beta2, "0.999", 0, 0.999999, "Adam beta2"),
+    FLOAT_FLAG("eps", &S.eps, "1e-8", 0, 1, "Adam epsilon"),
+    FLOAT_FLAG("tau", &S.tau, "0.5", 0, 0.999, "SET-Adam down-translation tau"),
+    FLOAT_FLAG("clip", &S.clip, "0", 0, 1e9, "global grad-norm clipping threshold, 0 = off"),
+    FLOAT_FLAG("label-smoothing", &S.label_smoothing, "0", 0, 0.999, "label smoothing of the training loss"),
+    INT_FLAG("epochs", &S.epochs, "200", 1, 1 << 20, "training epochs"),
+    INT_FLAG("batch", &S.batch, "512", 1, 1 << 20, "images per batch (the last batch of an epoch is smaller)"),
+    INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, shuffling, augmentation, dropout"),
+    INT_FLAG("eval-every", &S.eval_every, "1", 1, 1 << 20, "test every N epochs (and after the last)"),
+    INT_FLAG("log-every", &S.log_every, "20", 1, 1 << 30, "console progress line every N steps"),
+    INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 20, "checkpoint every N epochs and at the end (0: never)"),
+    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>-s<seed>"),
+    STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
+    {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
+     NULL, 1, 0},
+};
+enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
+
+// Exit code for a non-finite loss or gradient (common.h has 1 and 2)
+enum { EXIT_NAN = 3 };
+
+// what a checkpoint stores beyond the weights and the optimizer moments; the
+// data order, augmentation and dropout are pure functions of (seed, epoch,
+// step), so the epoch (the checkpoint's step field) and these restore them
+typedef struct {
+    int64_t step;      // optimizer steps taken
+    int32_t optim_t;
+    int32_t reserved;
+} TrainState;
+
+// independent random streams of the seed
+enum { STREAM_SHUFFLE = 1, STREAM_DROPOUT = 2 };
+
+// ----------------------------------------------------------------------------
+
+// --randaug=N,M or 0 (off) into cfg; a usage error otherwise
+static void parse_randaug(const char *text, AugmentConfig *cfg) {
+    int n, m, used = 0;
+    if (!strcmp(text, "0")) {
+        cfg->randaug_n = 0;
+        return;
+    }
+    if (sscanf(text, "%d,%d%n", &n, &m, &used) != 2 || text[used] || n < 0 || n > 100 || m < 0 ||
+        m > AUG_MAX_MAGNITUDE)
+        die_usage("--randaug=%s: expected N,M (N ops per image 0..100, magnitude M 0..%d) or 0",
+                  text, AUG_MAX_MAGNITUDE);
+    cfg->randaug_n = n;
+    cfg->randaug_m = m;
+}
+
+// The order of the training images in `epoch` (0-based): a Fisher-Yates
+// shuffle drawn from (seed, epoch) alone.
+static void epoch_order(int *order, int n, uint64_t seed, int epoch) {
+    Rng r;
+    rng_seed(&r, hash64(hash64(seed, STREAM_SHUFFLE), (uint64_t)epoch));
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint64_t)i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+// Learning rate of optimizer step `step` (0-based, in `epoch`, 0-based):
+// CosineAnnealingLR(T_max = epochs) stepped once per epoch,
+//   lr_e = min_lr + (lr - min_lr) (1 + cos(pi e / epochs)) / 2,
+// or constant; times a linear warmup (step + 1) / warmup over the first steps.
+static float lr_for(int epoch, long step) {
+    double lr = S.lr;
+    if (!strcmp(S.schedule, "cosine"))
+        lr = S.min_lr + (S.lr - S.min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * epoch / S.epochs));
+    if (step < S.warmup) lr *= (double)(step + 1) / S.warmup;
+    return (float)lr;
+}
+
+// mean loss and top-1 accuracy over the whole test set, unaugmented
+static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, float *images,
+                     int *indices, int *labels, double *loss, double *acc) {
+    double loss_sum = 0;
+    long correct = 0;
+    for (int start = 0; start < test->count; start += S.batch) {
+        int n = test->count - start < S.batch ? test->count - start : S.batch;
+        for (int i = 0; i < n; i++) indices[i] = start + i;
+        augment_batch(test, indices, n, 0, aug, 0, 0, images);
+        for (int i = 0; i < n; i++) labels[i] = test->labels[start + i];
+        loss_sum += vit_forward(m, images, labels, n, 0, 0) * n;
+        correct += vit_last_correct(m);
+    }
+    *loss = loss_sum / test->count;
+    *acc = (double)correct / test->count;
+}
+
+static void format_eta(double seconds, char *buf, size_t n) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+}
+
+static void write_config(const char *dir) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = xfopen(tmp, "w");
+    fprintf(f, "# train_vit settings: accepted back by --config=%s\n", path);
+    flags_write_config(FLAGS, NUM_FLAGS, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
+}
+
+static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
+    const ViTConfig *c = &m->cfg;
+    CkptInfo info = {.kind = "vit", .step = epoch,
+                     .shape = {c->kind, c->channels, c->height, c->width, c->patch, c->classes,
+                               c->dim, c->depth, c->heads, c->mlp_dim},
+                     .shape_names = {"model", "channels", "height", "width", "patch", "classes",
+                                     "dim", "depth", "heads", "mlp-dim"}};
+    return info;
+}
+
+static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt, int epoch,
+                            long step) {
+    TrainState ts = {.step = step, .optim_t = opt->t};
+    CkptInfo info = checkpoint_info(m, epoch);
+    char err[4400];
+    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->num_params, &ts, sizeof ts, err,
+                  sizeof err) != 0)
+        die("%s", err);
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_vit", SUMMARY);
+    if (S.dim % S.heads) die_usage("--heads=%d must divide --dim=%d", S.heads, S.dim);
+    if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
+    if (!strcmp(S.optim, "adam") && S.wd > 0)
+        die_usage("--optim=adam has no weight decay (--wd=%g): use --optim=adamw", S.wd);
+    if (!strcmp(S.labels, "coarse") && strcmp(S.dataset, "cifar100"))
+        die_usage("--labels=coarse applies to --dataset=cifar100 only");
+    if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
+        fprintf(stderr, "note: --gamma has no effect with --attn=std\n");
+    AugmentConfig aug;
+    augment_config_default(&aug, S.dataset);
+    parse_randaug(S.randaug, &aug);
+    aug.crop_padding = S.crop;
+    aug.hflip = S.flip;
+
+    const char *why = NULL;
+    const Backend *be = backend_select(S.device, &why);
+    if (!be) die("--device=%s: %s", S.device, why);
+
+    // data: the model takes its channels, image size and classes from it
+    char data_dir[4096], err[8192];
+    if (*S.data_dir) snprintf(data_dir, sizeof data_dir, "%s", S.data_dir);
+    else snprintf(data_dir, sizeof data_dir, "data/%s", S.dataset);
+    ImageSet train, test;
+    if (images_load(&train, &test, S.dataset, data_dir, !strcmp(S.labels, "coarse"), err, sizeof err))
+        die("--dataset=%s: %s", S.dataset, err);
+    if (train.height % S.patch || train.width % S.patch)
+        die_usage("--patch=%d must divide the image size %dx%d of %s", S.patch, train.height,
+                  train.width, S.dataset);
+
+    // run directory
+    char out[4096];
+    if (*S.resume) snprintf(out, sizeof out, "%s", S.resume);
+    else if (*S.out) snprintf(out, sizeof out, "%s", S.out);
+    else snprintf(out, sizeof out, "runs/vit-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    char metrics_path[4200], ckpt_path[4200];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", out);
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.bin", out);
+    struct stat st;
+    if (!*S.resume && !S.overwrite && stat(metrics_path, &st) == 0)
+        die_usage("--out=%s already holds a run: --resume=%s continues it, --overwrite=1 replaces it",
+                  out, out);
+    if (*S.resume && stat(ckpt_path, &st) != 0)
+        die_usage("--resume=%s: no checkpoint.bin there (was --save-every set?)", out);
+
+    ViTConfig cfg = {.kind = strcmp(S.model, "vit") ? VIT_SMALL : VIT_PLAIN,
+                     .channels = train.channels, .height = train.height, .width = train.width,
+                     .patch = S.patch, .classes = train.num_classes, .dim = S.dim,
+                     .depth = S.depth, .heads = S.heads, .mlp_dim = S.mlp_dim,
+                     .dropout = S.dropout, .emb_dropout = S.emb_dropout,
+                     .label_smoothing = S.label_smoothing, .attn_x = !strcmp(S.attn, "x"),
+                     .gamma = S.gamma};
+    ViT model;
+    vit_build(&model, &cfg, be, S.batch);
+    vit_init_weights(&model, (uint64_t)S.seed);
+    // adam is AdamW with the weight decay term off (wd = 0)
+    Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
+                     .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,
+                     .wd = strcmp(S.optim, "adam") ? S.wd : 0.0f, .tau = S.tau, .clip = S.clip};
+    optim_init(&opt, be, model.num_params);
+
+    int start = 0;
+    long step = 0;
+    if (*S.resume) {
+        TrainState ts;
+        CkptInfo info = checkpoint_info(&model, 0);
+        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts, sizeof ts);
+        start = (int)info.step;
+        step = (long)ts.step;
+        opt.t = ts.optim_t;
+        if (start >= S.epochs) die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
+    }
+    if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
+    write_config(out);
+    Csv csv;
+    csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+
+    const int steps_per_epoch = (train.count + S.batch - 1) / S.batch;
+    printf("train_vit: %s, %s attention%s on %s (%d train / %d test images, %dx%dx%d, %d classes) | "
+           "device %s | patch %d, dim %d, depth %d, heads %d, mlp %d | %.2fM parameters | "
+           "%d steps/epoch | run %s\n",
+           S.model, cfg.attn_x ? "AttentionX" : "standard", cfg.kind == VIT_SMALL ? " (LSA)" : "",
+           S.dataset, train.count, test.count, train.channels, train.height, train.width,
+           train.num_classes, be->name, S.patch, S.dim, S.depth, S.heads, S.mlp_dim,
+           model.num_params / 1e6, steps_per_epoch, out);
+    if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
+    printf("augmentation:");
+    if (aug.randaug_n) printf(" RandAugment(%d, %d)", aug.randaug_n, aug.randaug_m);
+    if (aug.crop_padding) printf(" crop (padding %d)", aug.crop_padding);
+    if (aug.hflip) printf(" flip");
+    printf("%s\n", aug.randaug_n || aug.crop_padding || aug.hflip ? "" : " none");
+    if (*S.resume) printf("resumed from %s after epoch %d\n", ckpt_path, start);
+
+    const size_t pixels = image_bytes(&train);
+    float *images = xmalloc((size_t)S.batch * pixels * sizeof(float));
+    int *labels = xmalloc((size_t)S.batch * sizeof(int));
+    int *indices = xmalloc((size_t)S.batch * sizeof(int));
+    int *order = xmalloc((size_t)train.count * sizeof(int));
+    const uint64_t dropout_stream = hash64((uint64_t)S.seed, STREAM_DROPOUT);
+    double t_run = now_seconds(), val_loss = NAN, val_acc = NAN;
+    long steps_run = 0;
+    for (int epoch = start; epoch < S.epochs; epoch++) {
+        double t0 = now_seconds();
+        epoch_order(order, train.count, (uint64_t)S.seed, epoch);
+        float lr = 0;
+        double loss_sum = 0;
+        long correct = 0;
+        for (int k = 0; k < steps_per_epoch; k++, step++) {
+            int first = k * S.batch;
+            int n = train.count - first < S.batch ? train.count - first : S.batch;
+            augment_batch(&train, order + first, n, 1, &aug, (uint64_t)S.seed, epoch, images);
+            for (int i = 0; i < n; i++) labels[i] = train.labels[order[first + i]];
+            lr = lr_for(epoch, step);
+            vit_zero_grad(&model);
+            double loss = vit_forward(&model, images, labels, n, 1, hash64(dropout_stream, (uint64_t)step));
+            correct += vit_last_correct(&model);
+            vit_backward(&model, 1.0f);
+            float grad_norm = optim_grad_norm(&opt, model.grads);
+            if (!isfinite(loss) || !isfinite(grad_norm)) {
+                fprintf(stderr, "error: non-finite loss (%g) or gradient norm (%g) at epoch %d, step %ld\n",
+                        loss, grad_norm, epoch + 1, step + 1);
+                exit(EXIT_NAN);
+            }
+            optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
+            loss_sum += loss * n;
+            steps_run++;
+            if ((k + 1) % S.log_every == 0 || k + 1 == steps_per_epoch) {
+                char eta[32];
+                double per_step = (now_seconds() - t_run) / steps_run;
+                long left = (long)(S.epochs - epoch) * steps_per_epoch - (k + 1);
+                format_eta(per_step * left, eta, sizeof eta);
+                printf("epoch %d/%d | step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f img/s | ETA %s\n",
+                       epoch + 1, S.epochs, k + 1, steps_per_epoch, loss, lr, grad_norm,
+                       (first + n) / (now_seconds() - t0), eta);
+                fflush(stdout);
+            }
+        }
+        double epoch_s = now_seconds() - t0;
+        double train_loss = loss_sum / train.count, train_acc = (double)correct / train.count;
+        int evaluated = (epoch + 1) % S.eval_every == 0 || epoch + 1 == S.epochs;
+        if (evaluated) evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc);
+        csv_row(&csv, (double[]){epoch + 1, (double)step, lr, train_loss, train_acc,
+                                 evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
+                                 epoch_s, train.count / epoch_s});
+        printf("epoch %d/%d done | train loss %.4f | train acc %.4f", epoch + 1, S.epochs, train_loss,
+               train_acc);
+        if (evaluated) printf(" | val loss %.4f | val acc %.4f", val_loss, val_acc);
+        printf(" | %.1f s | %.0f img/s\n", epoch_s, train.count / epoch_s);
+        fflush(stdout);
+        if (S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs))
+            save_checkpoint(ckpt_path, &model, &opt, epoch + 1, step);
+    }
+    if (!isnan(val_acc)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
+    printf("wrote %s\n", metrics_path);
+
+    csv_close(&csv);
+    free(images);
+    free(labels);
+    free(indices);
+    free(order);
+    optim_free(&opt);
+    vit_free(&model);
+    images_free(&train);
+    images_free(&test);
+    flags_free(FLAGS, NUM_FLAGS);
+    return 0;
+}
