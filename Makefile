@@ -17,7 +17,7 @@ BUILD ?= $(if $(NVCC),build,build/cpu)
 
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
-         src/vit.c
+         src/vit.c src/runctl.c
 OPS = attention.c layers.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
@@ -112,16 +112,17 @@ $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a
 SANITIZE = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 test-sanitize:
 	@$(MAKE) --no-print-directory NO_CUDA=1 BUILD=build/sanitize OPT="$(SANITIZE)" sanitize-run
-	@$(MAKE) --no-print-directory NO_CUDA=1 build/cpu/bin/train_gpt
+	@$(MAKE) --no-print-directory NO_CUDA=1 build/cpu/bin/train_gpt build/cpu/bin/train_vit
 	@tests/run_all.sh tests/test_valgrind.sh
 
-sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/prepare_text
+sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/train_vit $(BUILD)/bin/prepare_text
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 QUICK=1 \
 	    OMP_NUM_THREADS=2 GPT2_VOCAB=$(GPT2_VOCAB) BUILD=$(BUILD) TRAIN_GPT=$(BUILD)/bin/train_gpt \
+	    TRAIN_VIT=$(BUILD)/bin/train_vit \
 	    PREPARE_TEXT=$(BUILD)/bin/prepare_text tests/run_all.sh \
 	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
 	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
-	    tests/test_crash.sh
+	    tests/test_crash.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh
 
 # libFuzzer harnesses for every parser of outside input, FUZZ_SECONDS each
 FUZZ_SECONDS ?= 50

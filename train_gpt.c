@@ -20,6 +20,7 @@
 #include "src/gpt.h"
 #include "src/mqar.h"
 #include "src/optim.h"
+#include "src/runctl.h"
 #include "src/sample.h"
 #include "src/tokens.h"
 
@@ -112,29 +113,6 @@ typedef struct {
     int32_t skipped_updates;   // --on-nan=skip
 } TrainState;
 
-// Exit codes beyond common.h's 1 (runtime error) and 2 (usage): a numerical
-// fault with --on-nan=stop, and 128 + signal after SIGINT/SIGTERM.
-enum { EXIT_NAN = 3 };
-
-// SIGINT and SIGTERM ask the loop to checkpoint and exit after the current
-// step; a second signal exits at once (the last checkpoint is still whole).
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop_signal(int sig) {
-    if (stop_signal) _Exit(128 + sig);
-    stop_signal = sig;
-}
-
-static void install_signal_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    // over a file-size limit, writes fail with EFBIG (a clear error) instead of killing us
-    signal(SIGXFSZ, SIG_IGN);
-}
-
 // ----------------------------------------------------------------------------
 
 typedef struct {
@@ -213,18 +191,6 @@ static void write_config(const char *dir) {
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
 }
 
-// The first parameter tensor (or, with grads, gradient) holding a NaN or inf.
-static const char *first_nonfinite_slice(const GPT *m, int grads) {
-    real *host = xmalloc(m->num_params * sizeof(real));
-    m->be->download(host, grads ? m->grads : m->params, m->num_params * sizeof(real));
-    const char *name = NULL;
-    for (int k = 0; k < m->num_slices && !name; k++)
-        for (size_t i = 0; i < m->slices[k].size && !name; i++)
-            if (!isfinite(host[m->slices[k].offset + i])) name = m->slice_names[k];
-    free(host);
-    return name;
-}
-
 static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     CkptInfo info = {.kind = "gpt", .step = step,
                      .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
@@ -294,7 +260,7 @@ int main(int argc, char **argv) {
                      .clip = S.clip};
     optim_init(&opt, be, model.num_params);
 
-    int start = 0, skipped = 0, last_saved = -1;
+    int start = 0, skipped = 0, last_saved = -1, rc = 0;
     if (*S.resume) {
         TrainState ts;
         CkptInfo info = checkpoint_info(&model, 0);
@@ -329,7 +295,7 @@ int main(int argc, char **argv) {
         printf("step 0 | val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     }
 
-    install_signal_handlers();
+    runctl_install_signal_handlers();
     double t_start = now_seconds();
     for (int step = start + 1; step <= S.steps; step++) {
         double t0 = now_seconds();
@@ -344,16 +310,20 @@ int main(int argc, char **argv) {
         }
         float grad_norm = optim_grad_norm(&opt, model.grads);   // waits for the backward pass
         if (!isfinite(loss) || !isfinite(grad_norm)) {
-            const char *where = first_nonfinite_slice(&model, 0);
+            const char *where = runctl_first_nonfinite(be, model.params, model.num_params,
+                                                       model.slices, model.slice_names, model.num_slices);
             const char *what = where ? "parameter" : "gradient";
-            if (!where) where = first_nonfinite_slice(&model, 1);
+            if (!where)
+                where = runctl_first_nonfinite(be, model.grads, model.num_params, model.slices,
+                                               model.slice_names, model.num_slices);
             if (!where) where = "the loss (activations)";
             if (!strcmp(S.on_nan, "stop")) {
                 char last[4400] = "none (no checkpoint was written)";
                 if (last_saved >= 0) snprintf(last, sizeof last, "%s (step %d)", ckpt_path, last_saved);
                 fprintf(stderr, "error: non-finite loss (%g) or gradient norm (%g) at step %d, first in "
                         "%s %s; last good checkpoint: %s\n", loss, grad_norm, step, what, where, last);
-                exit(EXIT_NAN);
+                rc = EXIT_NAN;
+                goto done;
             }
             skipped++;
             printf("step %d: non-finite loss (%g) or gradient norm (%g), first in %s %s: update "
@@ -380,6 +350,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         if (S.sample_every && step % S.sample_every == 0) text_sampler_print(&sampler, &model, step, stdout);
+        int stop_signal = runctl_stop_signal();
         if ((S.save_every && (step % S.save_every == 0 || step == S.steps)) || stop_signal) {
             save_checkpoint(ckpt_path, &model, &opt, &data, step, skipped);
             last_saved = step;
@@ -387,13 +358,15 @@ int main(int argc, char **argv) {
         if (stop_signal) {
             printf("%s: checkpoint written at step %d to %s; continue with --resume=%s\n",
                    stop_signal == SIGINT ? "interrupted" : "terminated", step, ckpt_path, out);
-            csv_close(&csv);
-            return 128 + stop_signal;
+            rc = 128 + stop_signal;
+            goto done;
         }
     }
     if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);
     if (!isnan(val_loss)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
+
+done:   // finished, stopped by a signal, or stopped by a numerical fault
 
     csv_close(&csv);
     free(inputs);
@@ -406,5 +379,5 @@ int main(int argc, char **argv) {
     }
     text_sampler_close(&sampler);
     flags_free(FLAGS, NUM_FLAGS);
-    return 0;
+    return rc;
 }

@@ -7,6 +7,7 @@
 // data src/images.c and src/augment.c, checkpoints src/ckpt.c, CSV src/csv.c.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "src/images.h"
 #include "src/optim.h"
 #include "src/rng.h"
+#include "src/runctl.h"
 #include "src/vit.h"
 
 static const char *SUMMARY =
@@ -44,6 +46,7 @@ typedef struct {
     int warmup, epochs, batch, seed;
     // evaluation, output
     int eval_every, log_every, save_every, overwrite;
+    char *on_nan;
     char *out, *resume, *config, *device;
 } Settings;
 
@@ -92,6 +95,8 @@ static Flag FLAGS[] = {
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 20, "checkpoint every N epochs and at the end (0: never)"),
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
+             "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
     {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
@@ -99,16 +104,18 @@ static Flag FLAGS[] = {
 };
 enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
 
-// Exit code for a non-finite loss or gradient (common.h has 1 and 2)
-enum { EXIT_NAN = 3 };
-
 // what a checkpoint stores beyond the weights and the optimizer moments; the
 // data order, augmentation and dropout are pure functions of (seed, epoch,
-// step), so the epoch (the checkpoint's step field) and these restore them
+// step), so the epoch (the checkpoint's step field: epochs completed) and
+// these restore them. A checkpoint written on SIGINT/SIGTERM falls inside an
+// epoch: batch_in_epoch > 0 and the epoch's running sums come along.
 typedef struct {
-    int64_t step;      // optimizer steps taken
+    int64_t step;            // optimizer steps taken
     int32_t optim_t;
-    int32_t reserved;
+    int32_t skipped_updates; // --on-nan=skip
+    int64_t batch_in_epoch;  // batches of the current epoch already done
+    int64_t correct;         // the current epoch's running train accuracy count
+    double loss_sum;         // and its running loss sum
 } TrainState;
 
 // independent random streams of the seed
@@ -201,8 +208,8 @@ static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
 }
 
 static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt, int epoch,
-                            long step) {
-    TrainState ts = {.step = step, .optim_t = opt->t};
+                            TrainState ts) {
+    ts.optim_t = opt->t;
     CkptInfo info = checkpoint_info(m, epoch);
     char err[4400];
     if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->num_params, &ts, sizeof ts, err,
@@ -274,15 +281,16 @@ int main(int argc, char **argv) {
                      .wd = strcmp(S.optim, "adam") ? S.wd : 0.0f, .tau = S.tau, .clip = S.clip};
     optim_init(&opt, be, model.num_params);
 
-    int start = 0;
+    int start = 0, last_saved = -1, rc = 0;
     long step = 0;
+    TrainState resumed = {0};
     if (*S.resume) {
-        TrainState ts;
         CkptInfo info = checkpoint_info(&model, 0);
-        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts, sizeof ts);
-        start = (int)info.step;
-        step = (long)ts.step;
-        opt.t = ts.optim_t;
+        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &resumed,
+                  sizeof resumed);
+        start = last_saved = (int)info.step;
+        step = (long)resumed.step;
+        opt.t = resumed.optim_t;
         if (start >= S.epochs) die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
@@ -304,7 +312,9 @@ int main(int argc, char **argv) {
     if (aug.crop_padding) printf(" crop (padding %d)", aug.crop_padding);
     if (aug.hflip) printf(" flip");
     printf("%s\n", aug.randaug_n || aug.crop_padding || aug.hflip ? "" : " none");
-    if (*S.resume) printf("resumed from %s after epoch %d\n", ckpt_path, start);
+    if (*S.resume)
+        printf("resumed from %s after epoch %d%s\n", ckpt_path, start,
+               resumed.batch_in_epoch ? " and part of the next" : "");
 
     const size_t pixels = image_bytes(&train);
     float *images = xmalloc((size_t)S.batch * pixels * sizeof(float));
@@ -314,13 +324,17 @@ int main(int argc, char **argv) {
     const uint64_t dropout_stream = hash64((uint64_t)S.seed, STREAM_DROPOUT);
     double t_run = now_seconds(), val_loss = NAN, val_acc = NAN;
     long steps_run = 0;
+    int skipped = resumed.skipped_updates;
+    runctl_install_signal_handlers();
     for (int epoch = start; epoch < S.epochs; epoch++) {
         double t0 = now_seconds();
         epoch_order(order, train.count, (uint64_t)S.seed, epoch);
         float lr = 0;
-        double loss_sum = 0;
-        long correct = 0;
-        for (int k = 0; k < steps_per_epoch; k++, step++) {
+        // a run stopped inside this epoch continues with its next batch
+        int k0 = epoch == start ? (int)resumed.batch_in_epoch : 0;
+        double loss_sum = k0 ? resumed.loss_sum : 0;
+        long correct = k0 ? (long)resumed.correct : 0;
+        for (int k = k0; k < steps_per_epoch; k++, step++) {
             int first = k * S.batch;
             int n = train.count - first < S.batch ? train.count - first : S.batch;
             augment_batch(&train, order + first, n, 1, &aug, (uint64_t)S.seed, epoch, images);
@@ -332,11 +346,31 @@ int main(int argc, char **argv) {
             vit_backward(&model, 1.0f);
             float grad_norm = optim_grad_norm(&opt, model.grads);
             if (!isfinite(loss) || !isfinite(grad_norm)) {
-                fprintf(stderr, "error: non-finite loss (%g) or gradient norm (%g) at epoch %d, step %ld\n",
-                        loss, grad_norm, epoch + 1, step + 1);
-                exit(EXIT_NAN);
+                const char *where = runctl_first_nonfinite(be, model.params, model.num_params,
+                                                           model.slices, model.slice_names,
+                                                           model.num_slices);
+                const char *what = where ? "parameter" : "gradient";
+                if (!where)
+                    where = runctl_first_nonfinite(be, model.grads, model.num_params, model.slices,
+                                                   model.slice_names, model.num_slices);
+                if (!where) where = "the loss (activations)";
+                if (!strcmp(S.on_nan, "stop")) {
+                    char last[4400] = "none (no checkpoint was written)";
+                    if (last_saved >= 0)
+                        snprintf(last, sizeof last, "%s (epoch %d)", ckpt_path, last_saved);
+                    fprintf(stderr, "error: non-finite loss (%g) or gradient norm (%g) at epoch %d, "
+                            "step %ld, first in %s %s; last good checkpoint: %s\n", loss, grad_norm,
+                            epoch + 1, step + 1, what, where, last);
+                    rc = EXIT_NAN;
+                    goto done;
+                }
+                skipped++;
+                printf("epoch %d, step %ld: non-finite loss (%g) or gradient norm (%g), first in %s "
+                       "%s: update skipped (%d so far)\n", epoch + 1, step + 1, loss, grad_norm, what,
+                       where, skipped);
+            } else {
+                optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
             }
-            optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
             loss_sum += loss * n;
             steps_run++;
             if ((k + 1) % S.log_every == 0 || k + 1 == steps_per_epoch) {
@@ -349,24 +383,51 @@ int main(int argc, char **argv) {
                        (first + n) / (now_seconds() - t0), eta);
                 fflush(stdout);
             }
+            int stop_signal = runctl_stop_signal();
+            if (stop_signal && k + 1 < steps_per_epoch) {
+                TrainState ts = {.step = step + 1, .skipped_updates = skipped,
+                                 .batch_in_epoch = k + 1, .correct = correct, .loss_sum = loss_sum};
+                save_checkpoint(ckpt_path, &model, &opt, epoch, ts);
+                printf("%s: checkpoint written in epoch %d (batch %d of %d) to %s; continue with "
+                       "--resume=%s\n", stop_signal == SIGINT ? "interrupted" : "terminated",
+                       epoch + 1, k + 1, steps_per_epoch, ckpt_path, out);
+                rc = 128 + stop_signal;
+                goto done;
+            }
         }
         double epoch_s = now_seconds() - t0;
+        // images trained in this process (a resumed epoch started part-way)
+        double images_per_s = (train.count - (double)k0 * S.batch) / epoch_s;
         double train_loss = loss_sum / train.count, train_acc = (double)correct / train.count;
         int evaluated = (epoch + 1) % S.eval_every == 0 || epoch + 1 == S.epochs;
         if (evaluated) evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc);
         csv_row(&csv, (double[]){epoch + 1, (double)step, lr, train_loss, train_acc,
                                  evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
-                                 epoch_s, train.count / epoch_s});
+                                 epoch_s, images_per_s});
         printf("epoch %d/%d done | train loss %.4f | train acc %.4f", epoch + 1, S.epochs, train_loss,
                train_acc);
         if (evaluated) printf(" | val loss %.4f | val acc %.4f", val_loss, val_acc);
-        printf(" | %.1f s | %.0f img/s\n", epoch_s, train.count / epoch_s);
+        printf(" | %.1f s | %.0f img/s\n", epoch_s, images_per_s);
         fflush(stdout);
-        if (S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs))
-            save_checkpoint(ckpt_path, &model, &opt, epoch + 1, step);
+        int stop_signal = runctl_stop_signal();
+        if ((S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs)) ||
+            stop_signal) {
+            save_checkpoint(ckpt_path, &model, &opt, epoch + 1,
+                            (TrainState){.step = step, .skipped_updates = skipped});
+            last_saved = epoch + 1;
+        }
+        if (stop_signal) {
+            printf("%s: checkpoint written after epoch %d to %s; continue with --resume=%s\n",
+                   stop_signal == SIGINT ? "interrupted" : "terminated", epoch + 1, ckpt_path, out);
+            rc = 128 + stop_signal;
+            goto done;
+        }
     }
+    if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);
     if (!isnan(val_acc)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
+
+done:   // finished, stopped by a signal, or stopped by a numerical fault
 
     csv_close(&csv);
     free(images);
@@ -378,5 +439,5 @@ int main(int argc, char **argv) {
     images_free(&train);
     images_free(&test);
     flags_free(FLAGS, NUM_FLAGS);
-    return 0;
+    return rc;
 }

@@ -27,5 +27,21 @@ TINY=(--layers=1 --heads=2 --embd=16 --seq=8 --batch=2 --mqar-keys=4 --mqar-pair
 run gpt_train "$BIN" "${TINY[@]}" --steps=3 --save-every=2 --out="$OUT/gpt"
 run gpt_resume "$BIN" --resume="$OUT/gpt" --steps=5
 run gpt_setadam_x "$BIN" "${TINY[@]}" --steps=2 --optim=setadam --attn=x --out="$OUT/gptx"
+# train_vit on a tiny IDX dataset (8x8 images)
+python3 - "$OUT/idx" <<'PY'
+import os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(1)
+for split, n in (("train", 12), ("t10k", 6)):
+    open(f"{d}/{split}-images-idx3-ubyte", "wb").write(
+        struct.pack(">IIII", 0x803, n, 8, 8) + bytes(r.randrange(256) for _ in range(64 * n)))
+    open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(
+        struct.pack(">II", 0x801, n) + bytes(r.randrange(10) for _ in range(n)))
+PY
+VIT=${TRAIN_VIT_CPU:-build/cpu/bin/train_vit}
+VTINY=(--dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=8 --depth=1 --heads=2 --mlp-dim=8
+       --batch=5 --device=cpu --log-every=100)
+run vit_train "$VIT" "${VTINY[@]}" --epochs=1 --save-every=1 --out="$OUT/vit"
+run vit_resume "$VIT" --resume="$OUT/vit" --epochs=2
+run vit_plain_x "$VIT" "${VTINY[@]}" --epochs=1 --model=vit --attn=x --randaug=2,14 --out="$OUT/vitx"
 echo "test_valgrind: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
