@@ -99,7 +99,7 @@ test-gpu: all
 ifeq ($(NVCC),)
 	@echo "test-gpu: skipped: this build has no CUDA backend (nvcc not found)"
 else
-	@$(MAKE) --no-print-directory $(BUILD)/test_gpu && $(BUILD)/test_gpu
+	@$(MAKE) --no-print-directory $(BUILD)/test_gpu train_vit && $(BUILD)/test_gpu && tests/test_gpu_runs.sh
 endif
 
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)

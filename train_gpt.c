@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ops.h"
 #include "src/ckpt.h"
@@ -175,22 +174,6 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
     *acc = count ? correct / count : NAN;
 }
 
-static void format_eta(double seconds, char *buf, size_t n) {
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
-    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
-}
-
-static void write_config(const char *dir) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/config.txt", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = xfopen(tmp, "w");
-    fprintf(f, "# train_gpt settings: accepted back by --config=%s\n", path);
-    flags_write_config(FLAGS, NUM_FLAGS, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
-}
-
 static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     CkptInfo info = {.kind = "gpt", .step = step,
                      .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
@@ -229,19 +212,11 @@ int main(int argc, char **argv) {
     if (!be) die("--device=%s: %s", S.device, why);
 
     // run directory
-    char out[4096];
-    if (*S.resume) snprintf(out, sizeof out, "%s", S.resume);
-    else if (*S.out) snprintf(out, sizeof out, "%s", S.out);
-    else snprintf(out, sizeof out, "runs/gpt-%s-g%g-s%d", S.attn, S.gamma, S.seed);
-    char metrics_path[4200], ckpt_path[4200];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", out);
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.bin", out);
-    struct stat st;
-    if (!*S.resume && !S.overwrite && stat(metrics_path, &st) == 0)
-        die_usage("--out=%s already holds a run: --resume=%s continues it, --overwrite=1 replaces it",
-                  out, out);
-    if (*S.resume && stat(ckpt_path, &st) != 0)
-        die_usage("--resume=%s: no checkpoint.bin there (was --save-every set?)", out);
+    char default_dir[256];
+    snprintf(default_dir, sizeof default_dir, "runs/gpt-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    RunPaths run;
+    run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
+    const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     Data data;
     int vocab;
@@ -272,7 +247,7 @@ int main(int argc, char **argv) {
         if (start >= S.steps) die_usage("--resume=%s is at step %d already; raise --steps", out, start);
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
-    write_config(out);
+    flags_save_config(FLAGS, NUM_FLAGS, out, "train_gpt");
     Csv csv;
     csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
 

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ops.h"
 #include "src/augment.h"
@@ -181,22 +180,6 @@ static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, flo
     *acc = (double)correct / test->count;
 }
 
-static void format_eta(double seconds, char *buf, size_t n) {
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
-    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
-}
-
-static void write_config(const char *dir) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/config.txt", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = xfopen(tmp, "w");
-    fprintf(f, "# train_vit settings: accepted back by --config=%s\n", path);
-    flags_write_config(FLAGS, NUM_FLAGS, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s", path);
-}
-
 static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
     const ViTConfig *c = &m->cfg;
     CkptInfo info = {.kind = "vit", .step = epoch,
@@ -251,19 +234,11 @@ int main(int argc, char **argv) {
                   train.width, S.dataset);
 
     // run directory
-    char out[4096];
-    if (*S.resume) snprintf(out, sizeof out, "%s", S.resume);
-    else if (*S.out) snprintf(out, sizeof out, "%s", S.out);
-    else snprintf(out, sizeof out, "runs/vit-%s-g%g-s%d", S.attn, S.gamma, S.seed);
-    char metrics_path[4200], ckpt_path[4200];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", out);
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.bin", out);
-    struct stat st;
-    if (!*S.resume && !S.overwrite && stat(metrics_path, &st) == 0)
-        die_usage("--out=%s already holds a run: --resume=%s continues it, --overwrite=1 replaces it",
-                  out, out);
-    if (*S.resume && stat(ckpt_path, &st) != 0)
-        die_usage("--resume=%s: no checkpoint.bin there (was --save-every set?)", out);
+    char default_dir[256];
+    snprintf(default_dir, sizeof default_dir, "runs/vit-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    RunPaths run;
+    run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
+    const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     ViTConfig cfg = {.kind = strcmp(S.model, "vit") ? VIT_SMALL : VIT_PLAIN,
                      .channels = train.channels, .height = train.height, .width = train.width,
@@ -294,7 +269,7 @@ int main(int argc, char **argv) {
         if (start >= S.epochs) die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
-    write_config(out);
+    flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
     Csv csv;
     csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
 

@@ -191,6 +191,17 @@ void flags_write_config(const Flag *flags, int n, FILE *f) {
     }
 }
 
+void flags_save_config(const Flag *flags, int n, const char *dir, const char *program) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("cannot write %s: %s", tmp, strerror(errno));
+    fprintf(f, "# %s settings: accepted back by --config=%s\n", program, path);
+    flags_write_config(flags, n, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s: %s", path, strerror(errno));
+}
+
 void flags_free(Flag *flags, int n) {
     for (int i = 0; i < n; i++) {
         if (flags[i].type == FLAG_STRING) {

@@ -31,6 +31,9 @@ void flags_parse(Flag *flags, int n, int argc, char **argv, const char *program,
                  const char *summary);
 // Writes every saved flag as name=value lines (what --config reads back).
 void flags_write_config(const Flag *flags, int n, FILE *f);
+// Writes DIR/config.txt (through a temporary file and a rename), headed by a
+// comment naming `program`; dies naming the file if it cannot.
+void flags_save_config(const Flag *flags, int n, const char *dir, const char *program);
 void flags_free(Flag *flags, int n);
 const Flag *flags_find(const Flag *flags, int n, const char *name);
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 
@@ -38,4 +39,23 @@ const char *runctl_first_nonfinite(const Backend *be, const real *buf, size_t n,
             if (!isfinite(host[slices[k].offset + i])) name = names[k];
     free(host);
     return name;
+}
+
+void run_paths(RunPaths *p, const char *resume, const char *out, const char *default_dir,
+               int overwrite) {
+    snprintf(p->dir, sizeof p->dir, "%s", *resume ? resume : *out ? out : default_dir);
+    snprintf(p->metrics, sizeof p->metrics, "%s/metrics.csv", p->dir);
+    snprintf(p->checkpoint, sizeof p->checkpoint, "%s/checkpoint.bin", p->dir);
+    struct stat st;
+    if (!*resume && !overwrite && stat(p->metrics, &st) == 0)
+        die_usage("--out=%s already holds a run: --resume=%s continues it, --overwrite=1 replaces it",
+                  p->dir, p->dir);
+    if (*resume && stat(p->checkpoint, &st) != 0)
+        die_usage("--resume=%s: no checkpoint.bin there (was --save-every set?)", p->dir);
+}
+
+void format_eta(double seconds, char *buf, size_t n) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
 }

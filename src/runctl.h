@@ -12,6 +12,21 @@
 
 #include "../ops.h"
 
+// A run directory: --resume=DIR, else --out, else the trainer's default name.
+typedef struct {
+    char dir[4096];
+    char metrics[4200];      // DIR/metrics.csv
+    char checkpoint[4200];   // DIR/checkpoint.bin
+} RunPaths;
+
+// Fills the paths and checks them: a new run refuses a directory that holds a
+// run already (unless overwrite), a resumed one needs a checkpoint there.
+// Usage errors (exit 2) name the flag. Creates nothing.
+void run_paths(RunPaths *p, const char *resume, const char *out, const char *default_dir,
+               int overwrite);
+// "1h05m" or "3m07s"
+void format_eta(double seconds, char *buf, size_t n);
+
 // exit codes beyond common.h's 1 (runtime error) and 2 (usage)
 enum { EXIT_NAN = 3 };   // a NaN or inf with --on-nan=stop
 

@@ -9,7 +9,7 @@ for t in "$@"; do
     t0=$(date +%s)
     out=$("$t" 2>&1)
     rc=$?
-    printf '%s\n' "$out" | grep -E 'FAIL|SKIPPED|skipped|vs torch|images/s|tokens/s' | head -40
+    printf '%s\n' "$out" | grep -E 'FAIL|SKIPPED|skipped|vs torch|images/s|tokens/s|executions|learning:' | head -40
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     if [ -z "$line" ]; then
         printf '%s\n' "$out" | tail -n 20

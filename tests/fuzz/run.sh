@@ -41,8 +41,8 @@ for name in tokens ckpt config images tokenizer; do
     ASAN_OPTIONS=detect_leaks=$leaks "$bin" -detect_leaks=$leaks -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$out/crash-$name-" "$work" > "$log" 2>&1
     rc=$?
-    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-    [ -z "$execs" ] && execs=$(grep -oE '#[0-9]+' "$log" | tail -n 1 | tr -d '#')
+    execs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' || true)
+    [ -z "$execs" ] && execs=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         echo "fuzz_$name: ${execs:-?} executions in ${seconds}s, no crash"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test_gpu_runs.sh - whole-trainer checks that need a GPU (run by make test-gpu
+# after build/test_gpu): the CUDA run of the built-in task reproduces the CPU
+# run's loss curve; compute-sanitizer memcheck and racecheck on short runs of
+# both trainers; out-of-memory at start names what was needed and available.
+# Without a usable GPU it says it skipped and counts nothing.
+set -u
+cd "$(dirname "$0")/.."
+OUT=tests/out/gpu_runs
+rm -rf "$OUT"; mkdir -p "$OUT"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL test_gpu_runs: $*"; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+
+if ! err=$(./train_gpt --device=cuda --steps=1 --layers=1 --embd=16 --heads=2 --seq=8 --batch=2 \
+           --mqar-keys=4 --mqar-pairs=2 --out="$OUT/probe" 2>&1); then
+    echo "test_gpu_runs: skipped: $(printf '%s' "$err" | tail -n 1)"
+    exit 0
+fi
+
+# the built-in task on both backends from the same seed: loss curves agree
+TASK=(--layers=2 --heads=4 --embd=64 --seq=32 --batch=16 --mqar-keys=16 --mqar-pairs=4
+      --steps=50 --eval-every=10 --log-every=1000)
+./train_gpt "${TASK[@]}" --device=cpu --out="$OUT/cpu" > /dev/null 2>&1
+./train_gpt "${TASK[@]}" --device=cuda --out="$OUT/cuda" > /dev/null 2>&1
+worst=$(paste -d, <(cut -d, -f4,5 "$OUT/cpu/metrics.csv") <(cut -d, -f4,5 "$OUT/cuda/metrics.csv") |
+        awk -F, 'NR > 1 { for (k = 1; k <= 2; k++) if ($k != "") { d = $k - $(k + 2); if (d < 0) d = -d;
+                 r = d / ($k < 0 ? -$k : $k); if (r > w) w = r } } END { printf "%.3g", w }')
+echo "cuda vs cpu, 50 steps of the built-in task: worst relative loss difference $worst"
+check "cuda reproduces the cpu loss curve (worst $worst)" awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }'
+
+# compute-sanitizer on short runs of both trainers
+if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    python3 - "$OUT/idx" <<'PY'
+import os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(1)
+for split, n in (("train", 40), ("t10k", 20)):
+    open(f"{d}/{split}-images-idx3-ubyte", "wb").write(
+        struct.pack(">IIII", 0x803, n, 8, 8) + bytes(r.randrange(256) for _ in range(64 * n)))
+    open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(
+        struct.pack(">II", 0x801, n) + bytes(r.randrange(10) for _ in range(n)))
+PY
+    for tool in memcheck racecheck; do
+        "$CS" --tool $tool --error-exitcode 9 ./train_gpt --device=cuda --steps=3 --layers=1 --embd=32 \
+            --heads=2 --seq=16 --batch=4 --mqar-keys=8 --mqar-pairs=3 --optim=setadam --attn=x \
+            --out="$OUT/cs_gpt_$tool" > "$OUT/cs_gpt_$tool.log" 2>&1
+        check "compute-sanitizer $tool train_gpt (see $OUT/cs_gpt_$tool.log)" [ $? -eq 0 ]
+        "$CS" --tool $tool --error-exitcode 9 ./train_vit --device=cuda --dataset=mnist \
+            --data-dir="$OUT/idx" --patch=4 --dim=16 --depth=1 --heads=2 --mlp-dim=16 --batch=16 \
+            --epochs=1 --attn=x --out="$OUT/cs_vit_$tool" > "$OUT/cs_vit_$tool.log" 2>&1
+        check "compute-sanitizer $tool train_vit (see $OUT/cs_vit_$tool.log)" [ $? -eq 0 ]
+    done
+else
+    echo "SKIPPED: compute-sanitizer not found"
+fi
+
+# out of memory at start: one line with what was asked for and what is free
+err=$(./train_gpt --device=cuda --layers=48 --embd=4096 --heads=32 --seq=4096 --batch=1024 \
+      --data=mqar --steps=1 --out="$OUT/oom" 2>&1 >/dev/null); rc=$?
+check "out of memory: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+case "$err" in *"MiB free of"*) ok ;; *) bad "out of memory message: $err" ;; esac
+
+echo "test_gpu_runs: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
