@@ -25,7 +25,9 @@ DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c backend.c 
 
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+# A100 and H100/H200 code, plus PTX that newer GPUs compile at load time
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+            -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall,-Wextra -DHAVE_CUDA -I.
 CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++

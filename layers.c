@@ -232,7 +232,7 @@ static void xent_forward_cpu(real *losses, real *probs, int *argmax, const real 
         double logsum = maxz + log(sum);   // log sum_k exp z_k
         int t = targets ? targets[n] : -1;
         double loss = 0;
-        if (t >= 0) {
+        if (t >= 0 && t < V) {
             loss = (1.0 - smoothing) * (logsum - z[t]);
             if (smoothing != 0) loss += smoothing * (logsum - sum_z / V);
         }
@@ -252,7 +252,7 @@ static void xent_backward_cpu(real *dlogits, const real *probs, const int *targe
         const real *p = probs + (size_t)n * Vp;
         real *d = dlogits + (size_t)n * Vp;
         int t = targets[n];
-        if (t < 0) {
+        if (t < 0 || t >= V) {
             for (int k = 0; k < Vp; k++) d[k] = 0;
             continue;
         }
@@ -287,6 +287,7 @@ static void sumsq_cpu(real *out, const real *x, size_t n) {
 
 // the global-norm clipping factor: min(1, clip / ||g||)
 static double clip_factor(const real *gnorm_sq, float clip) {
+    if (!gnorm_sq || clip <= 0) return 1.0;
     double norm = sqrt((double)gnorm_sq[0]);
     return (clip > 0 && norm > clip) ? clip / norm : 1.0;
 }

@@ -124,7 +124,8 @@ typedef struct Backend {
 
     // Softmax cross-entropy over the first V of Vp logits per row (columns
     // V..Vp-1 are vocabulary padding: probability 0, never predicted).
-    // losses[i] = -(1-ls) log p[t_i] - ls * mean_k log p_k, or 0 where t_i == -1.
+    // losses[i] = -(1-ls) log p[t_i] - ls * mean_k log p_k, or 0 where t_i == -1
+    // (a target outside [0, V) is ignored too; the data loaders reject such ids).
     // probs may alias logits. argmax (may be NULL) gets each row's prediction.
     void (*xent_forward)(real *losses, real *probs, int *argmax, const real *logits,
                          const int *targets, int N, int V, int Vp, float smoothing);
@@ -139,6 +140,7 @@ typedef struct Backend {
     // One optimizer step over all slices of the flat parameter buffer.
     // gnorm_sq is the device scalar from sumsq over the gradients: with
     // args->clip > 0 the gradients are scaled by min(1, clip / sqrt(gnorm_sq)).
+    // It may be NULL when clip is 0.
     // Math in layers.c (and ../shared/spec/setadam.md).
     void (*adamw_update)(real *params, const real *grads, real *m, real *v,
                          const ParamSlice *slices, int nslices, const OptimArgs *args,

@@ -433,8 +433,9 @@ static void test_sumsq(size_t n) {
 // optimizers
 
 static void test_optimizer(int setadam, float clip) {
-    // slices with gaps (never touched), a zero-size slice, and a one-element slice
-    const size_t sizes[] = {7, 111, 0, 129, 1, 2000, 37};
+    // slices with gaps (never touched), a zero-size slice, a one-element slice, and one
+    // larger than the optimizer's grid (256 blocks of 256), so each thread loops
+    const size_t sizes[] = {7, 111, 0, 129, 1, 2000, 37, 70001};
     enum { NS = sizeof sizes / sizeof sizes[0] };
     ParamSlice sl[NS];
     size_t n = 3;
@@ -848,8 +849,10 @@ int main(void) {
     const size_t ew[] = {1, 7, 1000, 4099, 300001};
     for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++) test_elementwise(ew[i]);
 
-    // (B, T, C, NH): T = 1, 5, 67; NH = 1, 3; head sizes 4, 8, 13, 16
-    const int at_shapes[][4] = {{2, 5, 12, 3}, {1, 67, 39, 3}, {3, 1, 8, 1}, {2, 67, 16, 1}, {2, 16, 32, 2}};
+    // (B, T, C, NH): T = 1, 5, 16, 33, 67; NH = 1, 2, 3; head sizes 4, 8, 13, 16, and 45
+    // (over one warp and not a multiple of 32: the strided per-lane loops)
+    const int at_shapes[][4] = {{2, 5, 12, 3}, {1, 67, 39, 3}, {3, 1, 8, 1}, {2, 67, 16, 1}, {2, 16, 32, 2},
+                                {2, 33, 90, 2}};
     const struct { int x; float gamma; } modes[] = {{0, 0.0f}, {1, 0.0f}, {1, 0.5f}, {1, 1.0f}};
     for (size_t i = 0; i < sizeof at_shapes / sizeof at_shapes[0]; i++)
         for (int mask = 0; mask < 3; mask++)
