@@ -17,11 +17,12 @@ BUILD ?= $(if $(NVCC),build,build/cpu)
 
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
-         src/vit.c src/runctl.c
+         src/vit.c src/runctl.c src/params.c
 OPS = attention.c layers.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
-DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c backend.c src/gpt.c src/common.c)
+DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c backend.c src/gpt.c src/params.c \
+              src/common.c)
 
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))

@@ -188,7 +188,7 @@ static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt
     if (!d->is_mqar) ts.train_data = token_loader_state(&d->train);
     CkptInfo info = checkpoint_info(m, step);
     char err[4400];
-    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->num_params, &ts, sizeof ts, err,
+    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->layout.num_params, &ts, sizeof ts, err,
                   sizeof err) != 0)
         die("%s", err);
 }
@@ -233,13 +233,13 @@ int main(int argc, char **argv) {
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
                      .clip = S.clip};
-    optim_init(&opt, be, model.num_params);
+    optim_init(&opt, be, model.layout.num_params);
 
     int start = 0, skipped = 0, last_saved = -1, rc = 0;
     if (*S.resume) {
         TrainState ts;
         CkptInfo info = checkpoint_info(&model, 0);
-        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &ts, sizeof ts);
+        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.layout.num_params, &ts, sizeof ts);
         start = last_saved = (int)info.step;
         opt.t = ts.optim_t;
         skipped = ts.skipped_updates;
@@ -285,12 +285,10 @@ int main(int argc, char **argv) {
         }
         float grad_norm = optim_grad_norm(&opt, model.grads);   // waits for the backward pass
         if (!isfinite(loss) || !isfinite(grad_norm)) {
-            const char *where = runctl_first_nonfinite(be, model.params, model.num_params,
-                                                       model.slices, model.slice_names, model.num_slices);
+            const char *where = params_first_nonfinite(&model.layout, be, model.params);
             const char *what = where ? "parameter" : "gradient";
             if (!where)
-                where = runctl_first_nonfinite(be, model.grads, model.num_params, model.slices,
-                                               model.slice_names, model.num_slices);
+                where = params_first_nonfinite(&model.layout, be, model.grads);
             if (!where) where = "the loss (activations)";
             if (!strcmp(S.on_nan, "stop")) {
                 char last[4400] = "none (no checkpoint was written)";
@@ -304,7 +302,7 @@ int main(int argc, char **argv) {
             printf("step %d: non-finite loss (%g) or gradient norm (%g), first in %s %s: update "
                    "skipped (%d so far)\n", step, loss, grad_norm, what, where, skipped);
         } else {
-            optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
+            optim_update(&opt, model.params, model.grads, model.layout.slices, model.layout.num_slices, lr);
         }
         double step_s = now_seconds() - t0;
 

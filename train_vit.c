@@ -195,7 +195,7 @@ static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt
     ts.optim_t = opt->t;
     CkptInfo info = checkpoint_info(m, epoch);
     char err[4400];
-    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->num_params, &ts, sizeof ts, err,
+    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->layout.num_params, &ts, sizeof ts, err,
                   sizeof err) != 0)
         die("%s", err);
 }
@@ -254,14 +254,14 @@ int main(int argc, char **argv) {
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,
                      .wd = strcmp(S.optim, "adam") ? S.wd : 0.0f, .tau = S.tau, .clip = S.clip};
-    optim_init(&opt, be, model.num_params);
+    optim_init(&opt, be, model.layout.num_params);
 
     int start = 0, last_saved = -1, rc = 0;
     long step = 0;
     TrainState resumed = {0};
     if (*S.resume) {
         CkptInfo info = checkpoint_info(&model, 0);
-        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.num_params, &resumed,
+        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.layout.num_params, &resumed,
                   sizeof resumed);
         start = last_saved = (int)info.step;
         step = (long)resumed.step;
@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
            S.model, cfg.attn_x ? "AttentionX" : "standard", cfg.kind == VIT_SMALL ? " (LSA)" : "",
            S.dataset, train.count, test.count, train.channels, train.height, train.width,
            train.num_classes, be->name, S.patch, S.dim, S.depth, S.heads, S.mlp_dim,
-           model.num_params / 1e6, steps_per_epoch, out);
+           model.layout.num_params / 1e6, steps_per_epoch, out);
     if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
     printf("augmentation:");
     if (aug.randaug_n) printf(" RandAugment(%d, %d)", aug.randaug_n, aug.randaug_m);
@@ -321,13 +321,10 @@ int main(int argc, char **argv) {
             vit_backward(&model, 1.0f);
             float grad_norm = optim_grad_norm(&opt, model.grads);
             if (!isfinite(loss) || !isfinite(grad_norm)) {
-                const char *where = runctl_first_nonfinite(be, model.params, model.num_params,
-                                                           model.slices, model.slice_names,
-                                                           model.num_slices);
+                const char *where = params_first_nonfinite(&model.layout, be, model.params);
                 const char *what = where ? "parameter" : "gradient";
                 if (!where)
-                    where = runctl_first_nonfinite(be, model.grads, model.num_params, model.slices,
-                                                   model.slice_names, model.num_slices);
+                    where = params_first_nonfinite(&model.layout, be, model.grads);
                 if (!where) where = "the loss (activations)";
                 if (!strcmp(S.on_nan, "stop")) {
                     char last[4400] = "none (no checkpoint was written)";
@@ -344,7 +341,7 @@ int main(int argc, char **argv) {
                        "%s: update skipped (%d so far)\n", epoch + 1, step + 1, loss, grad_norm, what,
                        where, skipped);
             } else {
-                optim_update(&opt, model.params, model.grads, model.slices, model.num_slices, lr);
+                optim_update(&opt, model.params, model.grads, model.layout.slices, model.layout.num_slices, lr);
             }
             loss_sum += loss * n;
             steps_run++;

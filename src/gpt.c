@@ -23,25 +23,10 @@ int gpt_padded_vocab(int vocab) { return (vocab + 63) / 64 * 64; }
 // ----------------------------------------------------------------------------
 // parameter layout
 
-// Adds a tensor of `layers` stacked pieces of `rows` x `cols` to the layout;
-// returns its offset. cols == 1 marks a vector (no weight decay).
+// params_add, returning the tensor's offset in the flat buffer
 static size_t add_tensor(GPT *m, const char *name, int layers, size_t rows, size_t cols,
                          int present) {
-    size_t size = present ? (size_t)layers * rows * cols : 0;
-    int k = m->num_tensors++;
-    m->tensors[k] = (ParamSlice){m->num_params, size, cols > 1};
-    m->tensor_names[k] = name;
-    for (int l = 0; l < layers && present; l++) {
-        int s = m->num_slices++;
-        m->slices = xrealloc(m->slices, (size_t)m->num_slices * sizeof *m->slices);
-        m->slice_names = xrealloc(m->slice_names, (size_t)m->num_slices * sizeof *m->slice_names);
-        m->slices[s] = (ParamSlice){m->num_params + (size_t)l * rows * cols, rows * cols, cols > 1};
-        if (layers > 1) snprintf(m->slice_names[s], sizeof m->slice_names[s], "h%d.%s", l, name);
-        else snprintf(m->slice_names[s], sizeof m->slice_names[s], "%s", name);
-    }
-    size_t offset = m->num_params;
-    m->num_params += size;
-    return offset;
+    return m->layout.tensors[params_add(&m->layout, name, layers, rows, cols, present)].offset;
 }
 
 static void layout_params(GPT *m) {
@@ -65,12 +50,12 @@ static void layout_params(GPT *m) {
     o[13] = add_tensor(m, "fcprojb", L, C, 1, b);
     o[14] = add_tensor(m, "lnfw", 1, C, 1, 1);
     o[15] = add_tensor(m, "lnfb", 1, C, 1, b);
-    m->params = m->be->alloc(m->num_params * sizeof(real));
-    m->grads = m->be->alloc(m->num_params * sizeof(real));
+    m->params = m->be->alloc(m->layout.num_params * sizeof(real));
+    m->grads = m->be->alloc(m->layout.num_params * sizeof(real));
     real **views[16] = {&m->wte, &m->wpe, &m->ln1w, &m->ln1b, &m->qkvw, &m->qkvb,
                         &m->attprojw, &m->attprojb, &m->ln2w, &m->ln2b, &m->fcw, &m->fcb,
                         &m->fcprojw, &m->fcprojb, &m->lnfw, &m->lnfb};
-    for (int k = 0; k < 16; k++) *views[k] = m->tensors[k].size ? m->params + o[k] : NULL;
+    for (int k = 0; k < 16; k++) *views[k] = m->layout.tensors[k].size ? m->params + o[k] : NULL;
 }
 
 // the same view into the gradient buffer
@@ -142,20 +127,19 @@ void gpt_free(GPT *m) {
     free(m->targets_host);
     free(m->losses_host);
     free(m->argmax_host);
-    free(m->slices);
-    free(m->slice_names);
+    params_free(&m->layout);
     memset(m, 0, sizeof *m);
 }
 
 void gpt_init_weights(GPT *m, uint64_t seed) {
     const GPTConfig *c = &m->cfg;
-    real *host = xcalloc(m->num_params, sizeof(real));
+    real *host = xcalloc(m->layout.num_params, sizeof(real));
     Rng rng;
     rng_seed(&rng, seed);
     const double std = 0.02, std_resid = 0.02 / sqrt(2.0 * c->layers);
-    for (int k = 0; k < m->num_tensors; k++) {
-        const char *name = m->tensor_names[k];
-        ParamSlice t = m->tensors[k];
+    for (int k = 0; k < m->layout.num_tensors; k++) {
+        const char *name = m->layout.tensor_names[k];
+        ParamSlice t = m->layout.tensors[k];
         int is_gain = !strcmp(name, "ln1w") || !strcmp(name, "ln2w") || !strcmp(name, "lnfw");
         int is_resid = !strcmp(name, "attprojw") || !strcmp(name, "fcprojw");
         for (size_t i = 0; i < t.size; i++) {
@@ -165,12 +149,12 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
             else *p = 0;   // biases
         }
     }
-    m->be->upload(m->params, host, m->num_params * sizeof(real));
+    m->be->upload(m->params, host, m->layout.num_params * sizeof(real));
     free(host);
 }
 
 size_t gpt_num_params_unpadded(const GPT *m) {
-    return m->num_params - (size_t)(m->cfg.padded_vocab - m->cfg.vocab) * m->cfg.embd;
+    return m->layout.num_params - (size_t)(m->cfg.padded_vocab - m->cfg.vocab) * m->cfg.embd;
 }
 
 // ----------------------------------------------------------------------------
@@ -262,7 +246,7 @@ double gpt_last_accuracy(GPT *m, int *count) {
 // backward: the residual stream's gradient flows through one buffer
 // (m->dresidual); each layer's branch gradients accumulate into it (ops.h).
 
-void gpt_zero_grad(GPT *m) { m->be->zero(m->grads, m->num_params * sizeof(real)); }
+void gpt_zero_grad(GPT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
 void gpt_backward(GPT *m, float grad_scale) {
     const GPTConfig *c = &m->cfg;

@@ -9,8 +9,7 @@
 #define GPT_H
 
 #include "../ops.h"
-
-enum { GPT_MAX_TENSORS = 16 };
+#include "params.h"
 
 typedef struct {
     int vocab;         // V: token ids are in [0, V)
@@ -26,18 +25,9 @@ typedef struct {
     GPTConfig cfg;
     const Backend *be;
 
-    // parameters and their gradients: flat device buffers. `tensors` are the
-    // named (layer-stacked) tensors of the layout above; `slices` are the
-    // optimizer's units, one per layer's matrix or vector (SET-Adam works per
-    // layer tensor; AdamW decays the 2-D ones).
-    size_t num_params;
+    // parameters and their gradients: flat device buffers in the order above
+    ParamLayout layout;
     real *params, *grads;
-    int num_tensors;
-    ParamSlice tensors[GPT_MAX_TENSORS];
-    const char *tensor_names[GPT_MAX_TENSORS];
-    int num_slices;
-    ParamSlice *slices;
-    char (*slice_names)[32];
 
     // views into params (and the same offsets into grads), NULL where absent
     real *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;

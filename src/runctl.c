@@ -2,9 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "runctl.h"
 
-#include <math.h>
 #include <signal.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -28,18 +27,6 @@ void runctl_install_signal_handlers(void) {
 }
 
 int runctl_stop_signal(void) { return stop_signal; }
-
-const char *runctl_first_nonfinite(const Backend *be, const real *buf, size_t n,
-                                   const ParamSlice *slices, const char (*names)[32], int nslices) {
-    real *host = xmalloc(n * sizeof(real));
-    be->download(host, buf, n * sizeof(real));
-    const char *name = NULL;
-    for (int k = 0; k < nslices && !name; k++)
-        for (size_t i = 0; i < slices[k].size && !name; i++)
-            if (!isfinite(host[slices[k].offset + i])) name = names[k];
-    free(host);
-    return name;
-}
 
 void run_paths(RunPaths *p, const char *resume, const char *out, const char *default_dir,
                int overwrite) {

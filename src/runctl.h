@@ -1,4 +1,4 @@
-// runctl.h - what both trainers do about signals and numerical faults.
+// runctl.h - run control shared by both trainers: signals, run directories.
 //
 // SIGINT and SIGTERM set a flag the training loop polls after each step: it
 // then writes a checkpoint and exits with 128 + the signal. A second signal
@@ -9,8 +9,6 @@
 #define RUNCTL_H
 
 #include <stddef.h>
-
-#include "../ops.h"
 
 // A run directory: --resume=DIR, else --out, else the trainer's default name.
 typedef struct {
@@ -33,10 +31,5 @@ enum { EXIT_NAN = 3 };   // a NaN or inf with --on-nan=stop
 void runctl_install_signal_handlers(void);
 // 0, or the signal (SIGINT, SIGTERM) that asked the run to stop
 int runctl_stop_signal(void);
-
-// The name of the first slice of `buf` (a device buffer of the parameters or
-// their gradients) holding a NaN or inf, or NULL. Reads the buffer back.
-const char *runctl_first_nonfinite(const Backend *be, const real *buf, size_t n,
-                                   const ParamSlice *slices, const char (*names)[32], int nslices);
 
 #endif

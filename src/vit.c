@@ -33,32 +33,18 @@ typedef struct {
     size_t fan_in;   // INIT_UNIFORM: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 } Init;
 
-// Adds `layers` stacked pieces of rows x cols to the layout (no room when
-// absent) and returns the tensor's index. cols == 1 marks a vector (no decay).
+// params_add, remembering how vit_init_weights fills the tensor
 static int add_tensor(ViT *m, const char *name, int layers, size_t rows, size_t cols, int present,
                       Init init) {
-    size_t size = present ? (size_t)layers * rows * cols : 0;
-    int k = m->num_tensors++;
-    if (k >= VIT_MAX_TENSORS) die("vit: too many tensors");
-    m->tensors[k] = (ParamSlice){m->num_params, size, cols > 1};
-    m->tensor_names[k] = name;
+    int k = params_add(&m->layout, name, layers, rows, cols, present);
     m->tensor_init[k] = init.kind;
     m->tensor_fan_in[k] = init.fan_in;
-    for (int l = 0; l < layers && present; l++) {
-        int s = m->num_slices++;
-        m->slices = xrealloc(m->slices, (size_t)m->num_slices * sizeof *m->slices);
-        m->slice_names = xrealloc(m->slice_names, (size_t)m->num_slices * sizeof *m->slice_names);
-        m->slices[s] = (ParamSlice){m->num_params + (size_t)l * rows * cols, rows * cols, cols > 1};
-        if (layers > 1) snprintf(m->slice_names[s], sizeof m->slice_names[s], "h%d.%s", l, name);
-        else snprintf(m->slice_names[s], sizeof m->slice_names[s], "%s", name);
-    }
-    m->num_params += size;
     return k;
 }
 
 typedef struct {
     real **view;   // the ViT field that points at the tensor
-    int k;         // its index in m->tensors
+    int k;         // its index in m->layout.tensors
 } TensorView;
 
 static void layout_params(ViT *m) {
@@ -68,7 +54,7 @@ static void layout_params(ViT *m) {
     const Init one = {INIT_ONE, 0}, zero = {INIT_ZERO, 0}, normal = {INIT_NORMAL, 0};
     const Init lin_pd = {INIT_UNIFORM, PD}, lin_d = {INIT_UNIFORM, D}, lin_m = {INIT_UNIFORM, M};
     // one statement per tensor: the layout order is the order of these lines
-    TensorView t[VIT_MAX_TENSORS];
+    TensorView t[PARAMS_MAX_TENSORS];
     int n = 0;
 #define ADD(view_, ...) t[n++] = (TensorView){&m->view_, add_tensor(m, __VA_ARGS__)}
     ADD(patch_lnw, "patch_lnw", 1, PD, 1, spt, one);
@@ -94,10 +80,10 @@ static void layout_params(ViT *m) {
     ADD(head_w, "head_w", 1, K, D, 1, lin_d);
     ADD(head_b, "head_b", 1, K, 1, 1, lin_d);
 #undef ADD
-    m->params = m->be->alloc(m->num_params * sizeof(real));
-    m->grads = m->be->alloc(m->num_params * sizeof(real));
+    m->params = m->be->alloc(m->layout.num_params * sizeof(real));
+    m->grads = m->be->alloc(m->layout.num_params * sizeof(real));
     for (int i = 0; i < n; i++) {
-        ParamSlice ts = m->tensors[t[i].k];
+        ParamSlice ts = m->layout.tensors[t[i].k];
         *t[i].view = ts.size ? m->params + ts.offset : NULL;
     }
 }
@@ -251,18 +237,17 @@ void vit_free(ViT *m) {
     free(m->labels_host);
     free(m->argmax_host);
     free(m->losses_host);
-    free(m->slices);
-    free(m->slice_names);
+    params_free(&m->layout);
     memset(m, 0, sizeof *m);
 }
 
 void vit_init_weights(ViT *m, uint64_t seed) {
-    real *host = xcalloc(m->num_params, sizeof(real));
+    real *host = xcalloc(m->layout.num_params, sizeof(real));
     Rng rng;
     rng_seed(&rng, seed);
     const double head_size = (double)m->cfg.dim / m->cfg.heads;
-    for (int k = 0; k < m->num_tensors; k++) {
-        ParamSlice t = m->tensors[k];
+    for (int k = 0; k < m->layout.num_tensors; k++) {
+        ParamSlice t = m->layout.tensors[k];
         const size_t fan_in = m->tensor_fan_in[k];
         const double bound = fan_in ? 1.0 / sqrt((double)fan_in) : 0;
         for (size_t i = 0; i < t.size; i++) {
@@ -276,7 +261,7 @@ void vit_init_weights(ViT *m, uint64_t seed) {
             }
         }
     }
-    m->be->upload(m->params, host, m->num_params * sizeof(real));
+    m->be->upload(m->params, host, m->layout.num_params * sizeof(real));
     free(host);
 }
 
@@ -389,7 +374,7 @@ int vit_last_correct(ViT *m) {
 // backward: the residual stream's gradient flows through m->dresidual; each
 // branch's gradient accumulates into it (ops.h)
 
-void vit_zero_grad(ViT *m) { m->be->zero(m->grads, m->num_params * sizeof(real)); }
+void vit_zero_grad(ViT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
 void vit_backward(ViT *m, float grad_scale) {
     const ViTConfig *c = &m->cfg;

@@ -14,8 +14,8 @@
 #define VIT_H
 
 #include "../ops.h"
+#include "params.h"
 
-enum { VIT_MAX_TENSORS = 24 };
 
 typedef enum {
     VIT_SMALL = 0,   // SPT patches (shifts, LayerNorm, Linear), LSA (learned temperature, diagonal mask)
@@ -41,16 +41,10 @@ typedef struct {
     int num_patches, seq, patch_dim;   // Np, T = Np + 1, PD
     int project_out;                   // 0 only for the plain ViT with one head
 
-    size_t num_params;
+    ParamLayout layout;   // the flat buffers' tensors and optimizer slices
     real *params, *grads;
-    int num_tensors;
-    ParamSlice tensors[VIT_MAX_TENSORS];
-    const char *tensor_names[VIT_MAX_TENSORS];
-    int tensor_init[VIT_MAX_TENSORS];         // how vit_init_weights fills each (vit.c)
-    size_t tensor_fan_in[VIT_MAX_TENSORS];    // of the Linear layer a weight or bias belongs to
-    int num_slices;
-    ParamSlice *slices;   // the optimizer's units: one per layer's tensor
-    char (*slice_names)[32];
+    int tensor_init[PARAMS_MAX_TENSORS];         // how vit_init_weights fills each (vit.c)
+    size_t tensor_fan_in[PARAMS_MAX_TENSORS];    // of the Linear layer a weight or bias belongs to
 
     // views into params (the same offsets into grads), NULL where absent
     real *patch_lnw, *patch_lnb, *patch_w, *patch_b, *cls, *pos;

@@ -639,20 +639,20 @@ static void test_model_grads(int attn_x, float gamma) {
     gpt_zero_grad(&mg);
     gpt_backward(&mc, 1.0f);
     gpt_backward(&mg, 1.0f);
-    float *gg = fetch(mg.grads, mg.num_params);
-    CHECK(mc.num_params == mg.num_params, "%s: parameter counts differ", tag);
-    for (int k = 0; k < mc.num_tensors; k++) {
-        ParamSlice t = mc.tensors[k];
+    float *gg = fetch(mg.grads, mg.layout.num_params);
+    CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
+    for (int k = 0; k < mc.layout.num_tensors; k++) {
+        ParamSlice t = mc.layout.tensors[k];
         if (!t.size) continue;
         EXPECT_ERR(err_rel(gg + t.offset, mc.grads + t.offset, t.size), TOL, "%s: grad %s", tag,
-                   mc.tensor_names[k]);
+                   mc.layout.tensor_names[k]);
     }
     // determinism: the same step again gives the same bits
     gpt_forward(&mg, in, tg, MB, MT);
     gpt_zero_grad(&mg);
     gpt_backward(&mg, 1.0f);
-    float *gg2 = fetch(mg.grads, mg.num_params);
-    CHECK(!memcmp(gg, gg2, mg.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
+    float *gg2 = fetch(mg.grads, mg.layout.num_params);
+    CHECK(!memcmp(gg, gg2, mg.layout.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
     free(gg);
     free(gg2);
     gpt_free(&mc);
@@ -698,19 +698,19 @@ static void test_vit_grads(int kind, int attn_x, float gamma) {
     vit_zero_grad(&mg);
     vit_backward(&mc, 1.0f);
     vit_backward(&mg, 1.0f);
-    float *gg = fetch(mg.grads, mg.num_params);
-    CHECK(mc.num_params == mg.num_params, "%s: parameter counts differ", tag);
-    for (int k = 0; k < mc.num_tensors; k++) {
-        ParamSlice t = mc.tensors[k];
+    float *gg = fetch(mg.grads, mg.layout.num_params);
+    CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
+    for (int k = 0; k < mc.layout.num_tensors; k++) {
+        ParamSlice t = mc.layout.tensors[k];
         if (!t.size) continue;
         EXPECT_ERR(err_rel(gg + t.offset, mc.grads + t.offset, t.size), TOL, "%s: grad %s", tag,
-                   mc.tensor_names[k]);
+                   mc.layout.tensor_names[k]);
     }
     vit_forward(&mg, images, labels, VB, 1, 77);
     vit_zero_grad(&mg);
     vit_backward(&mg, 1.0f);
-    float *gg2 = fetch(mg.grads, mg.num_params);
-    CHECK(!memcmp(gg, gg2, mg.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
+    float *gg2 = fetch(mg.grads, mg.layout.num_params);
+    CHECK(!memcmp(gg, gg2, mg.layout.num_params * sizeof(float)), "%s: GPU gradients not deterministic", tag);
     free(gg);
     free(gg2);
     free(images);
@@ -726,8 +726,8 @@ static void test_vit_training(int attn_x, float gamma) {
     for (int k = 0; k < 2; k++) {
         vit_build(&m[k], &cfg, be[k], VB);
         vit_init_weights(&m[k], 42);
-        mom[k] = be[k]->alloc(m[k].num_params * sizeof(real));
-        vel[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        mom[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
+        vel[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
         gn[k] = be[k]->alloc(sizeof(real));
     }
     const size_t npix = (size_t)VB * 3 * 16 * 16;
@@ -745,11 +745,11 @@ static void test_vit_training(int attn_x, float gamma) {
             vit_zero_grad(&m[k]);
             loss[k] = (float)vit_forward(&m[k], images, labels, VB, 1, hash64(7, (uint64_t)step));
             vit_backward(&m[k], 1.0f);
-            be[k]->sumsq(gn[k], m[k].grads, m[k].num_params);
+            be[k]->sumsq(gn[k], m[k].grads, m[k].layout.num_params);
             OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .wd = 0,
                            .tau = 0.5f, .clip = 0, .t = step};
-            be[k]->setadam_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].slices,
-                                  m[k].num_slices, &a, gn[k]);
+            be[k]->setadam_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].layout.slices,
+                                  m[k].layout.num_slices, &a, gn[k]);
         }
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {
@@ -779,8 +779,8 @@ static void test_model_training(int attn_x, float gamma) {
     for (int k = 0; k < 2; k++) {
         gpt_build(&m[k], &cfg, be[k], MB);
         gpt_init_weights(&m[k], 42);
-        mom[k] = be[k]->alloc(m[k].num_params * sizeof(real));
-        vel[k] = be[k]->alloc(m[k].num_params * sizeof(real));
+        mom[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
+        vel[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
         gn[k] = be[k]->alloc(sizeof(real));
     }
     int in[MB * MT], tg[MB * MT], bad = 0;
@@ -792,11 +792,11 @@ static void test_model_training(int attn_x, float gamma) {
             gpt_zero_grad(&m[k]);
             loss[k] = gpt_forward(&m[k], in, tg, MB, MT);
             gpt_backward(&m[k], 1.0f);
-            be[k]->sumsq(gn[k], m[k].grads, m[k].num_params);
+            be[k]->sumsq(gn[k], m[k].grads, m[k].layout.num_params);
             OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f,
                            .tau = 0.5f, .clip = 1.0f, .t = step};
-            be[k]->adamw_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].slices,
-                                m[k].num_slices, &a, gn[k]);
+            be[k]->adamw_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].layout.slices,
+                                m[k].layout.num_slices, &a, gn[k]);
         }
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {

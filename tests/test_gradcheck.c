@@ -240,20 +240,20 @@ static void test_model(int attn_x, double gamma, int bias) {
     gpt_build(&m, &cfg, be, 2);
     gpt_init_weights(&m, 7);
     // larger weights than GPT-2's init, so every path carries real gradient
-    for (size_t i = 0; i < m.num_params; i++) m.params[i] += rng_normal(&rng) * 0.3;
+    for (size_t i = 0; i < m.layout.num_params; i++) m.params[i] += rng_normal(&rng) * 0.3;
     int in[8] = {1, 5, 10, 3, 0, 7, 7, 2}, tg[8] = {5, -1, 3, 9, 7, 7, -1, 4};
     ModelCtx c = {&m, in, tg, 2, 4};
     gpt_zero_grad(&m);
     model_loss(&c);
     gpt_backward(&m, 1.0f);
-    real *grads = xmalloc(m.num_params * sizeof(real));
-    memcpy(grads, m.grads, m.num_params * sizeof(real));
-    for (int k = 0; k < m.num_tensors; k++) {
-        ParamSlice t = m.tensors[k];
+    real *grads = xmalloc(m.layout.num_params * sizeof(real));
+    memcpy(grads, m.grads, m.layout.num_params * sizeof(real));
+    for (int k = 0; k < m.layout.num_tensors; k++) {
+        ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         char what[96];
         snprintf(what, sizeof what, "model %s gamma %g bias %d: d%s", attn_x ? "x" : "std", gamma,
-                 bias, m.tensor_names[k]);
+                 bias, m.layout.tensor_names[k]);
         CHECK_GRAD(what, model_loss, &c, m.params + t.offset, grads + t.offset, t.size);
     }
     free(grads);

@@ -289,7 +289,7 @@ static void test_model(ViTConfig cfg, int train, const char *tag) {
     vit_build(&m, &cfg, be, MB);
     vit_init_weights(&m, 11);
     // move every parameter off its init (gains off 1, biases off 0, a temperature off its init)
-    for (size_t i = 0; i < m.num_params; i++) m.params[i] += rng_normal(&rng) * 0.2;
+    for (size_t i = 0; i < m.layout.num_params; i++) m.params[i] += rng_normal(&rng) * 0.2;
     size_t npix = (size_t)MB * cfg.channels * cfg.height * cfg.width;
     real *images = randn(npix, 1);
     int labels[MB] = {3, 1};
@@ -297,14 +297,14 @@ static void test_model(ViTConfig cfg, int train, const char *tag) {
     vit_zero_grad(&m);
     model_loss(&c);
     vit_backward(&m, 1.0f);
-    real *grads = xmalloc(m.num_params * sizeof(real));
-    memcpy(grads, m.grads, m.num_params * sizeof(real));
-    for (int k = 0; k < m.num_tensors; k++) {
-        ParamSlice t = m.tensors[k];
+    real *grads = xmalloc(m.layout.num_params * sizeof(real));
+    memcpy(grads, m.grads, m.layout.num_params * sizeof(real));
+    for (int k = 0; k < m.layout.num_tensors; k++) {
+        ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         double e = fd_error(model_loss, &c, m.params + t.offset, grads + t.offset, t.size);
         if (e > worst_model_error) worst_model_error = e;
-        CHECK(e < TOL, "vit %s: d%s relative error %.3g >= %g", tag, m.tensor_names[k], e, TOL);
+        CHECK(e < TOL, "vit %s: d%s relative error %.3g >= %g", tag, m.layout.tensor_names[k], e, TOL);
     }
     free(grads);
     free(images);

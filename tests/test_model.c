@@ -39,7 +39,7 @@ static void build_tiny(GPT *m, const Mode *mode, int *inputs, int *targets) {
     // perturb biases and gains away from 0 and 1 so their gradients are exercised
     Rng rng;
     rng_seed(&rng, 99);
-    for (size_t i = 0; i < m->num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
+    for (size_t i = 0; i < m->layout.num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
     for (int i = 0; i < 16; i++) {
         inputs[i] = (int)rng_below(&rng, 61);
         targets[i] = (i % 5 == 3) ? -1 : (int)rng_below(&rng, 61);
@@ -56,11 +56,11 @@ static void write_inputs(const char *dir) {
         FILE *f = xfopen(path, "wb");
         const GPTConfig *c = &m.cfg;
         int32_t head[11] = {MAGIC_IN, c->vocab, c->padded_vocab, c->max_seq, c->layers, c->heads,
-                            c->embd, c->bias, c->attn_x, 2, (int32_t)m.num_params};
+                            c->embd, c->bias, c->attn_x, 2, (int32_t)m.layout.num_params};
         double gamma = c->gamma;
         xfwrite(head, sizeof head, f, path);
         xfwrite(&gamma, sizeof gamma, f, path);
-        xfwrite(m.params, m.num_params * sizeof(float), f, path);
+        xfwrite(m.params, m.layout.num_params * sizeof(float), f, path);
         xfwrite(inputs, sizeof inputs, f, path);
         xfwrite(targets, sizeof targets, f, path);
         fclose(f);
@@ -84,23 +84,23 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     int32_t head[3];
     xfread(head, sizeof head, f, path);
     const int N = 16, V = m.cfg.vocab, Vp = m.cfg.padded_vocab;
-    CHECK(head[0] == MAGIC_REF && head[1] == N * V && head[2] == (int32_t)m.num_params,
+    CHECK(head[0] == MAGIC_REF && head[1] == N * V && head[2] == (int32_t)m.layout.num_params,
           "%s: header does not match the tiny model", path);
-    if (head[0] != MAGIC_REF || head[1] != N * V || head[2] != (int32_t)m.num_params) {
+    if (head[0] != MAGIC_REF || head[1] != N * V || head[2] != (int32_t)m.layout.num_params) {
         fclose(f);
         gpt_free(&m);
         return;
     }
     double *ref_logits = xmalloc((size_t)N * V * sizeof(double)), ref_loss;
-    double *ref_grads = xmalloc(m.num_params * sizeof(double));
+    double *ref_grads = xmalloc(m.layout.num_params * sizeof(double));
     xfread(ref_logits, (size_t)N * V * sizeof(double), f, path);
     xfread(&ref_loss, sizeof ref_loss, f, path);
-    xfread(ref_grads, m.num_params * sizeof(double), f, path);
+    xfread(ref_grads, m.layout.num_params * sizeof(double), f, path);
     fclose(f);
 
     // logits: a forward without targets stops there
     gpt_forward(&m, inputs, NULL, 2, 8);
-    double *ours = xmalloc(m.num_params * sizeof(double) + (size_t)N * V * sizeof(double));
+    double *ours = xmalloc(m.layout.num_params * sizeof(double) + (size_t)N * V * sizeof(double));
     for (int i = 0; i < N; i++)
         for (int v = 0; v < V; v++) ours[(size_t)i * V + v] = m.logits[(size_t)i * Vp + v];
     double e = rel_err(ours, ref_logits, (long)N * V);
@@ -114,13 +114,13 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     gpt_zero_grad(&m);
     gpt_backward(&m, 1.0f);
     double worst = 0;
-    for (int k = 0; k < m.num_tensors; k++) {
-        ParamSlice t = m.tensors[k];
+    for (int k = 0; k < m.layout.num_tensors; k++) {
+        ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         for (size_t i = 0; i < t.size; i++) ours[i] = m.grads[t.offset + i];
         e = rel_err(ours, ref_grads + t.offset, (long)t.size);
-        CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.tensor_names[k], e);
-        if (getenv("VERBOSE")) printf("    d%s %.2e\n", m.tensor_names[k], e);
+        CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.layout.tensor_names[k], e);
+        if (getenv("VERBOSE")) printf("    d%s %.2e\n", m.layout.tensor_names[k], e);
         if (e > worst) worst = e;
     }
     printf(", worst gradient %.2e\n", worst);
@@ -141,8 +141,8 @@ static double run_once(const GPTConfig *cfg, int threads, real *grads_out, size_
     double loss = gpt_forward(&m, inputs, targets, 3, 16);
     gpt_zero_grad(&m);
     gpt_backward(&m, 1.0f);
-    memcpy(grads_out, m.grads, m.num_params * sizeof(real));
-    *n = m.num_params;
+    memcpy(grads_out, m.grads, m.layout.num_params * sizeof(real));
+    *n = m.layout.num_params;
     gpt_free(&m);
     return loss;
 }
@@ -183,7 +183,7 @@ static void test_init(void) {
     gpt_init_weights(&m, 5);
     // standard deviations: 0.02, and 0.02/sqrt(2L) for the residual projections
     double s2 = 0, r2 = 0;
-    size_t n = m.tensors[4].size, nr = m.tensors[12].size;
+    size_t n = m.layout.tensors[4].size, nr = m.layout.tensors[12].size;
     for (size_t i = 0; i < n; i++) s2 += (double)m.qkvw[i] * m.qkvw[i];
     for (size_t i = 0; i < nr; i++) r2 += (double)m.fcprojw[i] * m.fcprojw[i];
     double s = sqrt(s2 / n), r = sqrt(r2 / nr);

@@ -49,7 +49,7 @@ static void build_tiny(ViT *m, const Mode *mode, float *images, int *labels) {
     // perturb gains, biases and temperatures away from 1, 0 and their init
     Rng rng;
     rng_seed(&rng, 99);
-    for (size_t i = 0; i < m->num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
+    for (size_t i = 0; i < m->layout.num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
     for (int i = 0; i < TB * 3 * 8 * 8; i++) images[i] = (float)rng_normal(&rng);
     for (int i = 0; i < TB; i++) labels[i] = (int)rng_below(&rng, 10);
 }
@@ -66,11 +66,11 @@ static void write_inputs(const char *dir) {
         const ViTConfig *c = &m.cfg;
         int32_t head[14] = {MAGIC_IN, c->kind, c->channels, c->height, c->width, c->patch,
                             c->classes, c->dim, c->depth, c->heads, c->mlp_dim, c->attn_x, TB,
-                            (int32_t)m.num_params};
+                            (int32_t)m.layout.num_params};
         double gamma = c->gamma;
         xfwrite(head, sizeof head, f, path);
         xfwrite(&gamma, sizeof gamma, f, path);
-        xfwrite(m.params, m.num_params * sizeof(float), f, path);
+        xfwrite(m.params, m.layout.num_params * sizeof(float), f, path);
         xfwrite(images, sizeof images, f, path);
         xfwrite(labels, sizeof labels, f, path);
         fclose(f);
@@ -95,7 +95,7 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     FILE *f = xfopen(path, "rb");
     int32_t head[3];
     xfread(head, sizeof head, f, path);
-    int ok = head[0] == MAGIC_REF && head[1] == TB * K && head[2] == (int32_t)m.num_params;
+    int ok = head[0] == MAGIC_REF && head[1] == TB * K && head[2] == (int32_t)m.layout.num_params;
     CHECK(ok, "%s: header does not match the tiny model", path);
     if (!ok) {
         fclose(f);
@@ -103,13 +103,13 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
         return;
     }
     double *ref_logits = xmalloc((size_t)TB * K * sizeof(double)), ref_loss;
-    double *ref_grads = xmalloc(m.num_params * sizeof(double));
+    double *ref_grads = xmalloc(m.layout.num_params * sizeof(double));
     xfread(ref_logits, (size_t)TB * K * sizeof(double), f, path);
     xfread(&ref_loss, sizeof ref_loss, f, path);
-    xfread(ref_grads, m.num_params * sizeof(double), f, path);
+    xfread(ref_grads, m.layout.num_params * sizeof(double), f, path);
     fclose(f);
 
-    double *ours = xmalloc((m.num_params + (size_t)TB * K) * sizeof(double));
+    double *ours = xmalloc((m.layout.num_params + (size_t)TB * K) * sizeof(double));
     vit_forward(&m, images, NULL, TB, 0, 0);
     for (int i = 0; i < TB * K; i++) ours[i] = m.logits[i];
     double e = rel_err(ours, ref_logits, (long)TB * K);
@@ -124,14 +124,14 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     vit_backward(&m, 1.0f);
     double worst = 0;
     const char *worst_name = "";
-    for (int k = 0; k < m.num_tensors; k++) {
-        ParamSlice t = m.tensors[k];
+    for (int k = 0; k < m.layout.num_tensors; k++) {
+        ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         for (size_t i = 0; i < t.size; i++) ours[i] = m.grads[t.offset + i];
         e = rel_err(ours, ref_grads + t.offset, (long)t.size);
-        CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.tensor_names[k], e);
-        if (getenv("VERBOSE")) printf("\n    d%s %.2e", m.tensor_names[k], e);
-        if (e > worst) worst = e, worst_name = m.tensor_names[k];
+        CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.layout.tensor_names[k], e);
+        if (getenv("VERBOSE")) printf("\n    d%s %.2e", m.layout.tensor_names[k], e);
+        if (e > worst) worst = e, worst_name = m.layout.tensor_names[k];
     }
     printf(", worst gradient %.2e (d%s)\n", worst, worst_name);
     free(ours);
@@ -155,7 +155,7 @@ static double run_once(int threads, real *grads_out, size_t cap) {
     double loss = vit_forward(&m, images, labels, TB, 1, 555);
     vit_zero_grad(&m);
     vit_backward(&m, 1.0f);
-    if (m.num_params <= cap) memcpy(grads_out, m.grads, m.num_params * sizeof(real));
+    if (m.layout.num_params <= cap) memcpy(grads_out, m.grads, m.layout.num_params * sizeof(real));
     vit_free(&m);
     return loss;
 }

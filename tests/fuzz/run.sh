@@ -18,7 +18,7 @@ fi
 FLAGS="-std=c11 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wno-unknown-pragmas"
 declare -A SOURCES=(
     [tokens]="src/tokens.c src/common.c"
-    [ckpt]="src/ckpt.c src/gpt.c src/common.c layers.c attention.c backend.c"
+    [ckpt]="src/ckpt.c src/gpt.c src/params.c src/common.c layers.c attention.c backend.c"
     [config]="src/flags.c src/common.c"
     [images]="src/images.c src/common.c"
     [tokenizer]="src/tokenizer.c src/unicode_tables.c src/common.c"
