@@ -518,6 +518,10 @@ static int load_encoder_json(Tokenizer *t, const char *path, const int16_t unico
             fail(err, err_size, "%s: token with id %ld has a character outside GPT-2's byte alphabet", path, id);
             goto done;
         }
+        if (len == 0) {   // a token must stand for at least one byte (found by fuzzing)
+            fail(err, err_size, "%s: token with id %ld is the empty string", path, id);
+            goto done;
+        }
         if (count == cap) {
             cap = cap ? 2 * cap : 65536;
             entries = xrealloc(entries, cap * sizeof *entries);
