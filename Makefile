@@ -127,8 +127,9 @@ sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/train_vit $(BUILD)/bi
 	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
 	    tests/test_crash.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh
 
-# libFuzzer harnesses for every parser of outside input, FUZZ_SECONDS each
-FUZZ_SECONDS ?= 50
+# libFuzzer harnesses for every parser of outside input: a fixed seed and run
+# count each (about 50 s), capped at FUZZ_SECONDS
+FUZZ_SECONDS ?= 90
 test-fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run_all.sh tests/fuzz/run.sh
 

@@ -3,10 +3,10 @@
 # UndefinedBehaviorSanitizer) and runs each for a bounded time from its
 # committed seed corpus; then replays every input under regressions/ (crashes
 # found earlier, kept as regression tests). Prints executions per harness.
-#   tests/fuzz/run.sh [SECONDS_PER_HARNESS]      (default $FUZZ_SECONDS or 50)
+#   tests/fuzz/run.sh [SECONDS_PER_HARNESS]      (a time cap; default $FUZZ_SECONDS or 90)
 set -u
 cd "$(dirname "$0")/../.."
-seconds=${1:-${FUZZ_SECONDS:-50}}
+seconds=${1:-${FUZZ_SECONDS:-90}}
 out=build/fuzz
 mkdir -p "$out"
 passed=0 failed=0
@@ -16,6 +16,12 @@ if ! command -v "$CLANG" >/dev/null; then
     exit 0
 fi
 FLAGS="-std=c11 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wno-unknown-pragmas"
+# A fixed seed and a fixed number of runs per harness (about 50 s each on the
+# CI machine) make every CI run the same search, so a result reproduces; set
+# FUZZ_SEED or FUZZ_SCALE (a multiplier on the runs) to search further.
+seed=${FUZZ_SEED:-1}
+scale=${FUZZ_SCALE:-1}
+declare -A RUNS=([tokens]=12000 [ckpt]=250000 [config]=350000 [images]=100000 [tokenizer]=250000)
 declare -A SOURCES=(
     [tokens]="src/tokens.c src/common.c"
     [ckpt]="src/ckpt.c src/gpt.c src/params.c src/common.c layers.c attention.c backend.c"
@@ -38,14 +44,15 @@ for name in tokens ckpt config images tokenizer; do
     # so what the error path holds is not a leak of the real program
     leaks=1
     case $name in tokens|config) leaks=0 ;; esac
-    ASAN_OPTIONS=detect_leaks=$leaks "$bin" -detect_leaks=$leaks -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    ASAN_OPTIONS=detect_leaks=$leaks "$bin" -detect_leaks=$leaks -seed="$seed" \
+        -runs=$((RUNS[$name] * scale)) -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$out/crash-$name-" "$work" > "$log" 2>&1
     rc=$?
     execs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' || true)
     [ -z "$execs" ] && execs=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "fuzz_$name: ${execs:-?} executions in ${seconds}s, no crash"
+        echo "fuzz_$name: ${execs:-?} executions (seed $seed, at most ${seconds}s), no crash"
     else
         failed=$((failed + 1))
         echo "FAIL fuzz_$name: exit $rc after ${execs:-?} executions; crash inputs in $out (add them to tests/fuzz/regressions/$name/)"
