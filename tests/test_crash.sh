@@ -29,7 +29,7 @@ for trial in $(seq 1 20); do
     "$BIN" "${TINY[@]}" --steps=100000 --save-every=1 --out="$dir" > /dev/null 2>&1 &
     pid=$!
     # wait for the first checkpoint, then kill at a random moment
-    for _ in $(seq 1 200); do [ -e "$dir/checkpoint.bin" ] && break; sleep 0.02; done
+    for _ in $(seq 1 1000); do [ -e "$dir/checkpoint.bin" ] && break; sleep 0.02; done
     sleep "0.$(printf '%03d' $((RANDOM % 400)))"
     kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     if [ ! -e "$dir/checkpoint.bin" ]; then bad "kill trial $trial: no checkpoint"; continue; fi
@@ -45,7 +45,7 @@ for sig in INT TERM; do
     dir=$OUT/sig$sig
     "$BIN" "${TINY[@]}" --steps=100000 --out="$dir" > "$dir.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 200); do [ -s "$dir/metrics.csv" ] && [ "$(wc -l < "$dir/metrics.csv")" -gt 3 ] && break; sleep 0.02; done
+    for _ in $(seq 1 1000); do [ -s "$dir/metrics.csv" ] && [ "$(wc -l < "$dir/metrics.csv")" -gt 3 ] && break; sleep 0.02; done
     kill -$sig "$pid"; wait "$pid"; rc=$?
     [ "$sig" = INT ] && want=130 || want=143
     check "SIG$sig: exit code $rc, expected $want" [ "$rc" -eq "$want" ]

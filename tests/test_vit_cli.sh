@@ -145,7 +145,7 @@ for sig in TERM INT; do
     dir=$OUT/sig_$sig
     "$BIN" "${SIG[@]}" --out="$dir" > "$dir.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do [ -s "$dir/metrics.csv" ] && [ "$(wc -l < "$dir/metrics.csv")" -gt 3 ] && break; sleep 0.01; done
+    for _ in $(seq 1 2000); do [ -s "$dir/metrics.csv" ] && [ "$(wc -l < "$dir/metrics.csv")" -gt 3 ] && break; sleep 0.01; done
     kill -$sig "$pid"; wait "$pid"; rc=$?
     [ "$sig" = INT ] && want=130 || want=143
     check "SIG$sig: exit code $rc, expected $want" [ "$rc" -eq "$want" ]
