@@ -28,6 +28,7 @@
 #include "test.h"
 #ifndef NO_GPT_TEST
 #include "../src/gpt.h"
+#include "../src/optim.h"
 #include "../src/vit.h"
 #endif
 
@@ -722,13 +723,15 @@ static void test_vit_training(int attn_x, float gamma) {
     ViTConfig cfg = vit_config(VIT_SMALL, attn_x, gamma);
     ViT m[2];
     const Backend *be[2] = {Cpu, G};
-    real *mom[2], *vel[2], *gn[2];
+    // SET-Adam, as the paper trains ViT-small
+    const Optimizer settings = {.kind = OPTIM_SETADAM, .beta1 = 0.9f, .beta2 = 0.999f,
+                                .eps = 1e-8f, .tau = 0.5f};
+    Optimizer opt[2];
     for (int k = 0; k < 2; k++) {
         vit_build(&m[k], &cfg, be[k], VB);
         vit_init_weights(&m[k], 42);
-        mom[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
-        vel[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
-        gn[k] = be[k]->alloc(sizeof(real));
+        opt[k] = settings;
+        optim_init(&opt[k], be[k], m[k].layout.num_params);
     }
     const size_t npix = (size_t)VB * 3 * 16 * 16;
     float *images = hnew(npix);
@@ -745,11 +748,9 @@ static void test_vit_training(int attn_x, float gamma) {
             vit_zero_grad(&m[k]);
             loss[k] = (float)vit_forward(&m[k], images, labels, VB, 1, hash64(7, (uint64_t)step));
             vit_backward(&m[k], 1.0f);
-            be[k]->sumsq(gn[k], m[k].grads, m[k].layout.num_params);
-            OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .wd = 0,
-                           .tau = 0.5f, .clip = 0, .t = step};
-            be[k]->setadam_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].layout.slices,
-                                  m[k].layout.num_slices, &a, gn[k]);
+            optim_grad_norm(&opt[k], m[k].grads);
+            optim_update(&opt[k], m[k].params, m[k].grads, m[k].layout.slices,
+                         m[k].layout.num_slices, 1e-3f);
         }
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {
@@ -763,9 +764,7 @@ static void test_vit_training(int attn_x, float gamma) {
     CHECK(bad == 0, "vit training attn_x=%d: %d of 30 steps differ by more than 1e-4", attn_x, bad);
     CHECK(last < first, "vit training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
     for (int k = 0; k < 2; k++) {
-        be[k]->free(mom[k]);
-        be[k]->free(vel[k]);
-        be[k]->free(gn[k]);
+        optim_free(&opt[k]);
         vit_free(&m[k]);
     }
     free(images);
@@ -775,13 +774,15 @@ static void test_model_training(int attn_x, float gamma) {
     GPTConfig cfg = model_config(attn_x, gamma);
     GPT m[2];
     const Backend *be[2] = {Cpu, G};
-    real *mom[2], *vel[2], *gn[2];
+    // AdamW with nanoGPT's settings, clipping included
+    const Optimizer settings = {.kind = OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.95f,
+                                .eps = 1e-8f, .wd = 0.1f, .tau = 0.5f, .clip = 1.0f};
+    Optimizer opt[2];
     for (int k = 0; k < 2; k++) {
         gpt_build(&m[k], &cfg, be[k], MB);
         gpt_init_weights(&m[k], 42);
-        mom[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
-        vel[k] = be[k]->alloc(m[k].layout.num_params * sizeof(real));
-        gn[k] = be[k]->alloc(sizeof(real));
+        opt[k] = settings;
+        optim_init(&opt[k], be[k], m[k].layout.num_params);
     }
     int in[MB * MT], tg[MB * MT], bad = 0;
     float first = 0, last = 0;
@@ -792,11 +793,9 @@ static void test_model_training(int attn_x, float gamma) {
             gpt_zero_grad(&m[k]);
             loss[k] = gpt_forward(&m[k], in, tg, MB, MT);
             gpt_backward(&m[k], 1.0f);
-            be[k]->sumsq(gn[k], m[k].grads, m[k].layout.num_params);
-            OptimArgs a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f,
-                           .tau = 0.5f, .clip = 1.0f, .t = step};
-            be[k]->adamw_update(m[k].params, m[k].grads, mom[k], vel[k], m[k].layout.slices,
-                                m[k].layout.num_slices, &a, gn[k]);
+            optim_grad_norm(&opt[k], m[k].grads);
+            optim_update(&opt[k], m[k].params, m[k].grads, m[k].layout.slices,
+                         m[k].layout.num_slices, 1e-3f);
         }
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {
@@ -810,9 +809,7 @@ static void test_model_training(int attn_x, float gamma) {
     CHECK(bad == 0, "gpt training attn_x=%d: %d of 50 steps differ by more than 1e-4", attn_x, bad);
     CHECK(last < first, "gpt training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
     for (int k = 0; k < 2; k++) {
-        be[k]->free(mom[k]);
-        be[k]->free(vel[k]);
-        be[k]->free(gn[k]);
+        optim_free(&opt[k]);
         gpt_free(&m[k]);
     }
 }

@@ -3,10 +3,7 @@
 // compiled with -DREAL=double), plus the SPT geometry on known images and the
 // dropout masks' reproducibility.
 //
-// As in test_gradcheck.c: for y = f(x, params) take L = sum_i w_i y_i with
-// random fixed w, run backward with dL/dy = w, and compare every gradient entry
-// with (L(x + h e_i) - L(x - h e_i)) / 2h; the error per tensor is
-// max_i |analytic_i - numeric_i| / max_i |numeric_i|.
+// The method and the error measure are tests/gradcheck.h's.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,51 +12,9 @@
 #include "src/common.h"
 #include "src/rng.h"
 #include "src/vit.h"
-#include "tests/test.h"
+#include "tests/gradcheck.h"
 
-_Static_assert(sizeof(real) == sizeof(double), "test_gradcheck_vit must be built with -DREAL=double");
-
-static const Backend *be = &backend_cpu;
-static Rng rng;
-static const double H = 1e-5, TOL = 1e-7;
 static double worst_model_error = 0;
-
-static real *randn(size_t n, double scale) {
-    real *x = xmalloc(n * sizeof(real));
-    for (size_t i = 0; i < n; i++) x[i] = rng_normal(&rng) * scale;
-    return x;
-}
-static real *zeros(size_t n) { return xcalloc(n, sizeof(real)); }
-
-static double dot(const real *a, const real *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-typedef double (*LossFn)(void *ctx);
-
-static double fd_error(LossFn loss, void *ctx, real *x, const real *grad, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        real keep = x[i];
-        x[i] = keep + H;
-        double lp = loss(ctx);
-        x[i] = keep - H;
-        double lm = loss(ctx);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * H);
-        if (fabs(grad[i] - num) > max_diff || isnan(grad[i])) max_diff = fabs(grad[i] - num);
-        if (fabs(num) > max_ref) max_ref = fabs(num);
-    }
-    return max_ref > 0 ? max_diff / max_ref : max_diff;
-}
-
-#define CHECK_GRAD(what, loss, ctx, x, g, n)                                         \
-    do {                                                                             \
-        double e_ = fd_error(loss, ctx, x, g, n);                                    \
-        CHECK(e_ < TOL, "%s: relative error %.3g >= %g", what, e_, TOL);             \
-    } while (0)
 
 // ----------------------------------------------------------------------------
 // cls token + position embedding
