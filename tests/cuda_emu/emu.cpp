@@ -1,0 +1,686 @@
+// emu.cpp - the CUDA emulator's runtime: device memory, the fiber scheduler
+// that runs a kernel's threads, and the cuBLAS GEMMs. What it emulates and what
+// it checks is in cuda_runtime.h.
+#include "cuda_runtime.h"
+#include "cublas_v2.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+dim3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+
+[[noreturn]] static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "cuda_emu: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    abort();
+}
+
+// ----------------------------------------------------------------------------
+// device memory: malloc'd blocks, registered so that every use can be checked.
+// The registries are never destroyed: C++ destructors at exit would run before
+// LeakSanitizer looks, and every block still registered would look leaked.
+
+static std::map<uintptr_t, size_t> &g_device = *new std::map<uintptr_t, size_t>;   // base -> bytes
+static std::map<uintptr_t, size_t> &g_pinned = *new std::map<uintptr_t, size_t>;   // cudaMallocHost
+static size_t g_device_used;
+static cudaError_t g_last_error = cudaSuccess;
+
+// the emulated GPU's memory: CUDA_EMU_MEMORY_MIB (default 4096)
+static size_t device_total(void) {
+    static size_t total;
+    if (!total) {
+        const char *e = getenv("CUDA_EMU_MEMORY_MIB");
+        long mib = e ? atol(e) : 4096;
+        total = (size_t)(mib > 0 ? mib : 4096) << 20;
+    }
+    return total;
+}
+
+// the allocation holding [p, p + bytes), or NULL (a span of 0 bytes may sit at the end)
+static const std::pair<const uintptr_t, size_t> *find_block(const std::map<uintptr_t, size_t> &m,
+                                                             const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = m.upper_bound(a);
+    if (it == m.begin()) return NULL;
+    --it;
+    if (a - it->first > it->second || bytes > it->second - (a - it->first)) return NULL;
+    return &*it;
+}
+
+static int is_device(const void *p, size_t bytes) { return find_block(g_device, p, bytes) != NULL; }
+
+static void check_device_span(const void *p, size_t bytes, const char *what) {
+    if (!is_device(p, bytes))
+        die("%s: %zu bytes at %p are not inside one cudaMalloc allocation", what, bytes, p);
+}
+
+static void check_host_span(const void *p, size_t bytes, const char *what) {
+    if (bytes && is_device(p, 1))
+        die("%s: %p is device memory where host memory was expected", what, p);
+}
+
+const char *cudaGetErrorString(cudaError_t err) {
+    switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    }
+    return "unrecognized error code";
+}
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = g_last_error;
+    g_last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return g_last_error; }
+
+// CUDA_EMU_DEVICES=0 emulates a machine without a GPU
+cudaError_t cudaGetDeviceCount(int *count) {
+    const char *e = getenv("CUDA_EMU_DEVICES");
+    *count = e ? atoi(e) : 1;
+    return *count > 0 ? cudaSuccess : cudaErrorNoDevice;
+}
+
+cudaError_t cudaSetDevice(int device) {
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    return device >= 0 && device < n ? cudaSuccess : cudaErrorInvalidDevice;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+cudaError_t cudaMalloc(void **ptr, size_t bytes) {
+    if (!ptr) return cudaErrorInvalidValue;
+    *ptr = NULL;
+    if (bytes > device_total() - g_device_used) return cudaErrorMemoryAllocation;
+    void *p = NULL;
+    if (posix_memalign(&p, 256, bytes ? bytes : 1)) return cudaErrorMemoryAllocation;
+    memset(p, 0xff, bytes);   // a GPU's fresh memory holds anything: here NaN
+    g_device[(uintptr_t)p] = bytes;
+    g_device_used += bytes;
+    *ptr = p;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *ptr) {
+    if (!ptr) return cudaSuccess;
+    auto it = g_device.find((uintptr_t)ptr);
+    if (it == g_device.end()) die("cudaFree(%p): not a live cudaMalloc allocation", ptr);
+    g_device_used -= it->second;
+    g_device.erase(it);
+    free(ptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **ptr, size_t bytes) {
+    if (!ptr) return cudaErrorInvalidValue;
+    *ptr = malloc(bytes ? bytes : 1);
+    if (!*ptr) return cudaErrorMemoryAllocation;
+    g_pinned[(uintptr_t)*ptr] = bytes;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *ptr) {
+    if (!ptr) return cudaSuccess;
+    auto it = g_pinned.find((uintptr_t)ptr);
+    if (it == g_pinned.end()) die("cudaFreeHost(%p): not a live cudaMallocHost allocation", ptr);
+    g_pinned.erase(it);
+    free(ptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *total_bytes = device_total();
+    *free_bytes = device_total() - g_device_used;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (!bytes) return cudaSuccess;
+    switch (kind) {
+    case cudaMemcpyHostToDevice:
+        check_device_span(dst, bytes, "cudaMemcpy host to device: the destination");
+        check_host_span(src, bytes, "cudaMemcpy host to device: the source");
+        break;
+    case cudaMemcpyDeviceToHost:
+        check_device_span(src, bytes, "cudaMemcpy device to host: the source");
+        check_host_span(dst, bytes, "cudaMemcpy device to host: the destination");
+        break;
+    case cudaMemcpyDeviceToDevice:
+        check_device_span(dst, bytes, "cudaMemcpy device to device: the destination");
+        check_device_span(src, bytes, "cudaMemcpy device to device: the source");
+        break;
+    default: return cudaErrorInvalidMemcpyDirection;
+    }
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
+    if (!bytes) return cudaSuccess;
+    check_device_span(ptr, bytes, "cudaMemset");
+    memset(ptr, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t) {
+    return cudaMemset(ptr, value, bytes);
+}
+
+// events: every operation has finished when it returns, so an event is a token
+struct EmuEvent { int recorded; };
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned) {
+    *event = new EmuEvent{0};
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+    if (!event) return cudaErrorInvalidValue;
+    event->recorded = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) { return event ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    delete event;
+    return cudaSuccess;
+}
+
+// ----------------------------------------------------------------------------
+// fibers: one stack per thread of a block, switched by hand (x86-64) or by
+// swapcontext elsewhere
+
+enum { STACK_BYTES = 256 << 10 };
+
+#if defined(__x86_64__)
+// saves the callee-saved registers on the current stack, stores the stack
+// pointer in *save, and resumes the stack `load` (left there by an earlier call)
+extern "C" void emu_switch(void **save, void *load);
+__asm__(".text\n"
+        ".globl emu_switch\n"
+        ".type emu_switch, @function\n"
+        "emu_switch:\n"
+        "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n"
+        "    pushq %r15\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        ".size emu_switch, .-emu_switch\n");
+#else
+#include <ucontext.h>
+#endif
+
+enum FiberState { READY, AT_SYNC, AT_SHUFFLE, DONE };
+
+struct Fiber {
+    char *stack;
+#if defined(__x86_64__)
+    void *sp;
+#else
+    ucontext_t ctx;
+#endif
+    void *asan_fake;
+    FiberState state;
+    unsigned linear;   // x + y Dx + z Dx Dy: warp = linear / 32, lane = linear % 32
+    dim3 tid;
+    unsigned shared_next;   // this thread's next __shared__ declaration
+    // a pending shuffle
+    unsigned mask;
+    int lane_mask, width;
+    size_t bytes;
+    unsigned char in[8], out[8];
+};
+
+enum { MAX_THREADS = 1024 };
+static Fiber *g_fibers[MAX_THREADS];
+static unsigned g_nfibers;
+static Fiber *g_cur;   // the running fiber; NULL on the scheduler
+#if defined(__x86_64__)
+static void *g_sched_sp;
+#else
+static ucontext_t g_sched_ctx;
+#endif
+static void *g_sched_fake;
+static const void *g_sched_stack_bottom;
+static size_t g_sched_stack_size;
+static void (*g_body)(void *);
+static void *g_body_ctx;
+static const EmuLaunch *g_launch;
+
+// AddressSanitizer must be told when the stack changes under it
+static inline void asan_leave(void **fake, const void *to_bottom, size_t to_size) {
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(fake, to_bottom, to_size);
+#else
+    (void)fake, (void)to_bottom, (void)to_size;
+#endif
+}
+static inline void asan_arrive(void *fake, const void **from_bottom, size_t *from_size) {
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, from_bottom, from_size);
+#else
+    (void)fake, (void)from_bottom, (void)from_size;
+#endif
+}
+
+// on a fiber: back to the scheduler
+static void yield_to_scheduler(void) {
+    Fiber *f = g_cur;
+    asan_leave(&f->asan_fake, g_sched_stack_bottom, g_sched_stack_size);
+#if defined(__x86_64__)
+    emu_switch(&f->sp, g_sched_sp);
+#else
+    swapcontext(&f->ctx, &g_sched_ctx);
+#endif
+    asan_arrive(f->asan_fake, NULL, NULL);
+}
+
+// a fiber's whole life: run one CUDA thread, report done, wait for the next
+static void fiber_main(void) {
+    asan_arrive(NULL, &g_sched_stack_bottom, &g_sched_stack_size);
+    for (;;) {
+        g_body(g_body_ctx);
+        g_cur->state = DONE;
+        yield_to_scheduler();
+    }
+}
+
+static Fiber *new_fiber(void) {
+    Fiber *f = new Fiber();
+    // a guard page below the stack turns an overflow into a crash, not corruption
+    long page = sysconf(_SC_PAGESIZE);
+    char *m = (char *)mmap(NULL, STACK_BYTES + page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) die("mmap of a fiber stack failed: %s", strerror(errno));
+    mprotect(m, page, PROT_NONE);
+    f->stack = m + page;
+#if defined(__x86_64__)
+    // the frame emu_switch pops: six registers, then fiber_main as the return
+    // address, above it a dummy return address for fiber_main (which never returns)
+    uintptr_t *top = (uintptr_t *)(((uintptr_t)f->stack + STACK_BYTES) & ~(uintptr_t)15);
+    top[-1] = 0;
+    top[-2] = (uintptr_t)fiber_main;
+    for (int i = 3; i <= 8; i++) top[-i] = 0;
+    f->sp = &top[-8];
+#else
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = STACK_BYTES;
+    f->ctx.uc_link = NULL;
+    makecontext(&f->ctx, fiber_main, 0);
+#endif
+    f->state = DONE;
+    return f;
+}
+
+// on the scheduler: run fiber f until it blocks or finishes
+static void resume(Fiber *f) {
+    g_cur = f;
+    emu_threadIdx = f->tid;
+    asan_leave(&g_sched_fake, f->stack, STACK_BYTES);
+#if defined(__x86_64__)
+    emu_switch(&g_sched_sp, f->sp);
+#else
+    swapcontext(&g_sched_ctx, &f->ctx);
+#endif
+    asan_arrive(g_sched_fake, NULL, NULL);
+    g_cur = NULL;
+}
+
+// ----------------------------------------------------------------------------
+// barriers and shuffles
+
+// die() with the running kernel, its launch site and the block first
+#define DIE_IN_KERNEL(fmt, ...)                                                               \
+    die("kernel %s (launched at %s:%d), block (%u,%u,%u): " fmt, g_launch->kernel,          \
+        g_launch->file, g_launch->line, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,      \
+        __VA_ARGS__)
+
+void emu_syncthreads(void) {
+    if (!g_cur) die("__syncthreads() called outside a kernel");
+    g_cur->state = AT_SYNC;
+    yield_to_scheduler();
+}
+
+void emu_shuffle_xor(unsigned mask, const void *in, void *out, size_t bytes, int lane_mask,
+                     int width) {
+    Fiber *f = g_cur;
+    if (!f) die("a warp shuffle called outside a kernel");
+    if (width <= 0 || width > 32 || (width & (width - 1)))
+        DIE_IN_KERNEL("shuffle width %d is not a power of two up to 32", width);
+    f->mask = mask;
+    f->lane_mask = lane_mask;
+    f->width = width;
+    f->bytes = bytes;
+    memcpy(f->in, in, bytes);
+    f->state = AT_SHUFFLE;
+    yield_to_scheduler();
+    memcpy(out, f->out, bytes);
+}
+
+static const char *state_name(FiberState s) {
+    switch (s) {
+    case READY: return "running";
+    case AT_SYNC: return "at __syncthreads";
+    case AT_SHUFFLE: return "at a shuffle";
+    case DONE: return "exited";
+    }
+    return "?";
+}
+
+// the pending shuffle of warp w: every lane its mask names must be at it (all
+// fibers have blocked or exited by now, so a missing lane never comes)
+static void resolve_shuffle(unsigned nthreads, unsigned w) {
+    Fiber *first = NULL;
+    for (unsigned l = 0; l < 32 && w * 32 + l < nthreads; l++)
+        if (g_fibers[w * 32 + l]->state == AT_SHUFFLE) {
+            first = g_fibers[w * 32 + l];
+            break;
+        }
+    const unsigned mask = first->mask;
+    for (unsigned l = 0; l < 32; l++) {
+        unsigned t = w * 32 + l;
+        int named = (mask >> l) & 1;
+        if (t >= nthreads) {
+            if (named)
+                DIE_IN_KERNEL("shuffle mask 0x%08x names lane %u of warp %u, which the block "
+                              "(%u threads) does not have", mask, l, w, nthreads);
+            continue;
+        }
+        Fiber *f = g_fibers[t];
+        if (named && f->state != AT_SHUFFLE)
+            DIE_IN_KERNEL("shuffle mask 0x%08x names lane %u of warp %u, which is %s", mask, l, w,
+                          state_name(f->state));
+        if (f->state == AT_SHUFFLE &&
+            (f->mask != mask || f->lane_mask != first->lane_mask || f->width != first->width ||
+             f->bytes != first->bytes || !named))
+            DIE_IN_KERNEL("the lanes of warp %u meet at different shuffles", w);
+    }
+    for (unsigned l = 0; l < 32; l++) {
+        if (!((mask >> l) & 1)) continue;
+        unsigned src = l ^ (unsigned)first->lane_mask;
+        // outside this lane's segment of `width` lanes: its own value
+        if (src / first->width != l / first->width) src = l;
+        if (!((mask >> src) & 1))
+            DIE_IN_KERNEL("lane %u of warp %u reads lane %u, which the mask 0x%08x leaves out", l,
+                          w, src, mask);
+        Fiber *f = g_fibers[w * 32 + l];
+        memcpy(f->out, g_fibers[w * 32 + src]->in, f->bytes);
+        f->state = READY;
+    }
+}
+
+// every fiber of the block has blocked or exited: release what can go on
+static int release(unsigned nthreads) {
+    int released = 0;
+    for (unsigned w = 0; w * 32 < nthreads; w++)
+        for (unsigned l = 0; l < 32 && w * 32 + l < nthreads; l++)
+            if (g_fibers[w * 32 + l]->state == AT_SHUFFLE) {
+                resolve_shuffle(nthreads, w);
+                released = 1;
+                break;
+            }
+    if (released) return 1;
+    // no shuffle pending: a block barrier completes when every live thread is at it
+    // (threads that have exited count as arrived, as on the hardware since Volta)
+    int live = 0;
+    for (unsigned t = 0; t < nthreads; t++)
+        if (g_fibers[t]->state == AT_SYNC) {
+            g_fibers[t]->state = READY;
+            live = 1;
+        }
+    return live;
+}
+
+// ----------------------------------------------------------------------------
+// static shared memory: one arena per block, filled with 0xff at its first use
+
+enum { SHARED_LIMIT = 48 << 10 };
+static unsigned char g_shared[SHARED_LIMIT] __attribute__((aligned(64)));
+enum { MAX_SHARED_DECLS = 64 };
+struct SharedDecl { size_t offset, bytes; };
+static SharedDecl g_shared_decls[MAX_SHARED_DECLS];
+static unsigned g_nshared;
+static size_t g_shared_used;
+
+void *emu_shared(size_t bytes, size_t align) {
+    Fiber *f = g_cur;
+    if (!f) die("a __shared__ declaration outside a kernel");
+    unsigned k = f->shared_next++;
+    if (k < g_nshared) {
+        if (g_shared_decls[k].bytes != bytes)
+            DIE_IN_KERNEL("threads declare different __shared__ arrays (%zu and %zu bytes)",
+                          g_shared_decls[k].bytes, bytes);
+        return g_shared + g_shared_decls[k].offset;
+    }
+    size_t off = (g_shared_used + align - 1) / align * align;
+    if (off + bytes > SHARED_LIMIT)
+        DIE_IN_KERNEL("%zu bytes of static shared memory, over the 48 KiB limit", off + bytes);
+    memset(g_shared + off, 0xff, bytes);
+    if (g_nshared == MAX_SHARED_DECLS) DIE_IN_KERNEL("over %d __shared__ declarations", MAX_SHARED_DECLS);
+    g_shared_decls[g_nshared++] = {off, bytes};
+    g_shared_used = off + bytes;
+    return g_shared + off;
+}
+
+// ----------------------------------------------------------------------------
+// launches
+
+int emu_launch_invalid(const EmuLaunch &L) {
+    const dim3 g = L.grid, b = L.block;
+    const unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
+    int bad = !g.x || !g.y || !g.z || !b.x || !b.y || !b.z || g.x > 2147483647u ||
+              g.y > 65535 || g.z > 65535 || b.x > 1024 || b.y > 1024 || b.z > 64 ||
+              threads > MAX_THREADS;
+    if (L.shared_bytes) die("kernel %s (%s:%d): dynamic shared memory is not emulated", L.kernel,
+                            L.file, L.line);
+    if (bad) {
+        if (getenv("CUDA_EMU_VERBOSE"))
+            fprintf(stderr, "cuda_emu: kernel %s (%s:%d): invalid configuration grid (%u,%u,%u) "
+                    "block (%u,%u,%u)\n", L.kernel, L.file, L.line, g.x, g.y, g.z, b.x, b.y, b.z);
+        g_last_error = cudaErrorInvalidConfiguration;
+    }
+    return bad;
+}
+
+void emu_check_kernel_pointer(const EmuLaunch &L, int arg, const void *p) {
+    if (p && !is_device(p, 0))
+        die("kernel %s (launched at %s:%d): argument %d (%p) does not point into device memory",
+            L.kernel, L.file, L.line, arg + 1, p);
+}
+
+void emu_run_grid(const EmuLaunch &L, void (*body)(void *), void *ctx) {
+    if (g_cur) die("kernel %s launched from inside a kernel", L.kernel);
+    const unsigned nthreads = L.block.x * L.block.y * L.block.z;
+    while (g_nfibers < nthreads) g_fibers[g_nfibers++] = new_fiber();
+    g_launch = &L;
+    g_body = body;
+    g_body_ctx = ctx;
+    emu_blockDim = L.block;
+    emu_gridDim = L.grid;
+    for (unsigned t = 0; t < nthreads; t++) {
+        Fiber *f = g_fibers[t];
+        f->linear = t;
+        f->tid = dim3(t % L.block.x, t / L.block.x % L.block.y, t / (L.block.x * L.block.y));
+    }
+    unsigned long long nblock = 0;
+    for (unsigned bz = 0; bz < L.grid.z; bz++)
+        for (unsigned by = 0; by < L.grid.y; by++)
+            for (unsigned bx = 0; bx < L.grid.x; bx++, nblock++) {
+                emu_blockIdx = dim3(bx, by, bz);
+                g_nshared = 0;
+                g_shared_used = 0;
+                for (unsigned t = 0; t < nthreads; t++) {
+                    g_fibers[t]->state = READY;
+                    g_fibers[t]->shared_next = 0;
+                }
+                // even blocks run their threads upwards, odd ones downwards
+                const int down = nblock & 1;
+                for (;;) {
+                    for (unsigned k = 0; k < nthreads; k++) {
+                        Fiber *f = g_fibers[down ? nthreads - 1 - k : k];
+                        if (f->state == READY) resume(f);
+                    }
+                    int done = 1;
+                    for (unsigned t = 0; t < nthreads && done; t++) done = g_fibers[t]->state == DONE;
+                    if (done) break;
+                    if (!release(nthreads)) DIE_IN_KERNEL("%s", "deadlock: no barrier can complete");
+                }
+            }
+    g_launch = NULL;
+}
+
+// ----------------------------------------------------------------------------
+// cuBLAS: column-major GEMMs in double precision
+
+struct EmuCublas { int math; };
+
+const char *cublasGetStatusString(cublasStatus_t s) {
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    }
+    return "unknown cuBLAS status";
+}
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+    *handle = new EmuCublas{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t) {
+    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TF32_TENSOR_OP_MATH)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    handle->math = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// bytes spanned by a column-major matrix of `cols` columns of `rows` used rows
+static size_t matrix_bytes(int rows, int cols, int ld) {
+    if (rows <= 0 || cols <= 0) return 0;
+    return ((size_t)(cols - 1) * ld + rows) * sizeof(float);
+}
+
+static cublasStatus_t gemm_check(cublasHandle_t handle, cublasOperation_t ta,
+                                 cublasOperation_t tb, int m, int n, int k, int lda, int ldb,
+                                 int ldc) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    const int arows = ta == CUBLAS_OP_N ? m : k, brows = tb == CUBLAS_OP_N ? k : n;
+    if (lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) || ldc < (m > 1 ? m : 1))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static void gemm_one(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc) {
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double acc = 0;
+            if (alpha != 0.0f)
+                for (int l = 0; l < k; l++) {
+                    double a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
+                    double b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
+                    acc += a * b;
+                }
+            float *c = &C[i + (size_t)j * ldc];
+            double r = (double)alpha * acc;
+            if (beta != 0.0f) r += (double)beta * *c;   // C is not read when beta is 0
+            *c = (float)r;
+        }
+}
+
+static void gemm_spans(const char *call, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                       int k, const float *A, int lda, long long sA, const float *B, int ldb,
+                       long long sB, const float *C, int ldc, long long sC, int batch,
+                       int reads_ab) {
+    char what[128];
+    for (int b = 0; b < batch; b++) {
+        if (reads_ab) {
+            snprintf(what, sizeof what, "%s: A of batch item %d", call, b);
+            check_device_span(A + b * sA, ta == CUBLAS_OP_N ? matrix_bytes(m, k, lda)
+                                                            : matrix_bytes(k, m, lda), what);
+            snprintf(what, sizeof what, "%s: B of batch item %d", call, b);
+            check_device_span(B + b * sB, tb == CUBLAS_OP_N ? matrix_bytes(k, n, ldb)
+                                                            : matrix_bytes(n, k, ldb), what);
+        }
+        snprintf(what, sizeof what, "%s: C of batch item %d", call, b);
+        check_device_span(C + b * sC, matrix_bytes(m, n, ldc), what);
+    }
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb,
+                           int m, int n, int k, const float *alpha, const float *A, int lda,
+                           const float *B, int ldb, const float *beta, float *C, int ldc) {
+    return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
+                                     ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta,
+                                         cublasOperation_t tb, int m, int n, int k,
+                                         const float *alpha, const float *A, int lda,
+                                         long long sA, const float *B, int ldb, long long sB,
+                                         const float *beta, float *C, int ldc, long long sC,
+                                         int batch) {
+    cublasStatus_t st = gemm_check(handle, ta, tb, m, n, k, lda, ldb, ldc);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (batch < 0 || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
+    check_host_span(alpha, sizeof(float), "cublasSgemm: alpha (host pointer mode)");
+    check_host_span(beta, sizeof(float), "cublasSgemm: beta (host pointer mode)");
+    if (!m || !n || !batch) return CUBLAS_STATUS_SUCCESS;
+    const int reads_ab = k > 0 && *alpha != 0.0f;
+    gemm_spans("cublasSgemm", ta, tb, m, n, k, A, lda, sA, B, ldb, sB, C, ldc, sC, batch, reads_ab);
+    for (int b = 0; b < batch; b++)
+        gemm_one(ta, tb, m, n, reads_ab ? k : 0, *alpha, A + b * sA, lda, B + b * sB, ldb, *beta,
+                 C + b * sC, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,383 @@
+// test_emu.cu - the CUDA emulator checked on its own: CUDA's semantics that the
+// backend relies on (thread coordinates, __syncthreads, warp shuffles, cuBLAS's
+// column-major GEMM), and each of the faults it promises to report. Built from
+// this file by the same translate.py as the backend (make test-gpu-emu).
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "tests/test.h"
+
+static void *dev_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        fprintf(stderr, "test_emu: cudaMalloc failed\n");
+        exit(1);
+    }
+    return p;
+}
+
+// Runs fn in a child process: did it abort (or, for a sanitizer's report, exit
+// non-zero), with `needle` in what it printed?
+static int aborts_with(void (*fn)(void), const char *needle) {
+    int pipefd[2];
+    if (pipe(pipefd)) return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char buf[4096];
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(pipefd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+    buf[got] = 0;
+    close(pipefd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int died = (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) ||
+               (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    int ok = died && strstr(buf, needle);
+    if (!ok) fprintf(stderr, "test_emu: expected an abort naming '%s'; the child said: %s\n", needle, buf);
+    return ok;
+}
+
+// ----------------------------------------------------------------------------
+// coordinates: every thread of a 3-D grid of 3-D blocks writes its own slot
+
+__global__ void coords_kernel(int *out) {
+    unsigned b = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    unsigned t = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+    unsigned n = blockDim.x * blockDim.y * blockDim.z;
+    out[b * n + t] = (int)(b * 10000 + threadIdx.z * 100 + threadIdx.y * 10 + threadIdx.x);
+}
+
+static void test_coordinates(void) {
+    dim3 grid(3, 2, 2), block(4, 3, 2);
+    const int n = 12 * 24;
+    int *d = (int *)dev_alloc(n * sizeof(int)), h[n];
+    coords_kernel<<<grid, block>>>(d);
+    CHECK(cudaGetLastError() == cudaSuccess, "coords: launch failed");
+    cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+    int ok = 1;
+    for (int b = 0; b < 12; b++)
+        for (int z = 0; z < 2; z++)
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 4; x++)
+                    ok &= h[b * 24 + (z * 3 + y) * 4 + x] == b * 10000 + z * 100 + y * 10 + x;
+    CHECK(ok, "coords: a thread saw wrong threadIdx/blockIdx");
+    cudaFree(d);
+}
+
+// ----------------------------------------------------------------------------
+// __syncthreads: a shared-memory tree sum per block; with and without the barrier
+
+// out[block] = sum of in over the block's 256 elements (tree in shared memory)
+__global__ void tree_sum_kernel(int *out, const int *in, int barrier) {
+    __shared__ int sh[256];
+    int t = threadIdx.x;
+    sh[t] = in[blockIdx.x * 256 + t];
+    if (barrier) __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if (t < s) sh[t] += sh[t + s];
+        if (barrier) __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = sh[0];
+}
+
+static void test_barrier(void) {
+    const int nb = 4;
+    int h[nb * 256], sums[nb], want[nb] = {0};
+    for (int i = 0; i < nb * 256; i++) {
+        h[i] = (i * 7919) % 1000;
+        want[i / 256] += h[i];
+    }
+    int *in = (int *)dev_alloc(sizeof h), *out = (int *)dev_alloc(sizeof sums);
+    cudaMemcpy(in, h, sizeof h, cudaMemcpyHostToDevice);
+    tree_sum_kernel<<<nb, 256>>>(out, in, 1);
+    cudaMemcpy(sums, out, sizeof sums, cudaMemcpyDeviceToHost);
+    CHECK(!memcmp(sums, want, sizeof sums), "barrier: tree sums wrong with barriers");
+    // without the barriers, a thread reads its partner's slot before the partner
+    // has written it: in even blocks (threads upwards) that is every read of sh[t + s]
+    tree_sum_kernel<<<nb, 256>>>(out, in, 0);
+    cudaMemcpy(sums, out, sizeof sums, cudaMemcpyDeviceToHost);
+    CHECK(sums[0] != want[0] && sums[2] != want[2], "barrier: a missing barrier went unnoticed");
+    cudaFree(in);
+    cudaFree(out);
+}
+
+// shared memory starts as 0xff bytes in every block: a read before any write shows
+__global__ void shared_unwritten_kernel(float *out) {
+    __shared__ float sh[32];
+    if (threadIdx.x == 0) out[blockIdx.x] = sh[5];
+    __syncthreads();
+    sh[threadIdx.x] = 1.0f;
+}
+
+static void test_shared_poison(void) {
+    float *d = (float *)dev_alloc(2 * sizeof(float)), h[2];
+    shared_unwritten_kernel<<<2, 32>>>(d);
+    cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(h[0] != h[0] && h[1] != h[1], "shared memory: an unwritten read gave %g, %g, not NaN",
+          h[0], h[1]);
+    cudaFree(d);
+}
+
+// ----------------------------------------------------------------------------
+// shuffles: xor butterflies over 32 lanes and over segments of 8, for 4 and 8 bytes
+
+__global__ void shuffle_kernel(int *xor5, double *xor3w8, float *sum) {
+    int lane = threadIdx.x & 31;
+    xor5[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x * 3, 5);
+    xor3w8[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 0.5 + threadIdx.x, 3, 8);
+    float v = (float)lane;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    sum[threadIdx.x] = v;
+}
+
+static void test_shuffle(void) {
+    int *a = (int *)dev_alloc(64 * sizeof(int)), ha[64];
+    double *b = (double *)dev_alloc(64 * sizeof(double)), hb[64];
+    float *c = (float *)dev_alloc(64 * sizeof(float)), hc[64];
+    shuffle_kernel<<<1, 64>>>(a, b, c);
+    cudaMemcpy(ha, a, sizeof ha, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hb, b, sizeof hb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hc, c, sizeof hc, cudaMemcpyDeviceToHost);
+    int ok_a = 1, ok_b = 1, ok_c = 1;
+    for (int t = 0; t < 64; t++) {
+        int lane = t & 31, base = t - lane;
+        ok_a &= ha[t] == (base + (lane ^ 5)) * 3;
+        ok_b &= hb[t] == 0.5 + base + (lane ^ 3);
+        ok_c &= hc[t] == 496.0f;   // 0 + 1 + ... + 31
+    }
+    CHECK(ok_a, "shuffle: xor 5 over a warp");
+    CHECK(ok_b, "shuffle: xor 3 within segments of 8 lanes, doubles");
+    CHECK(ok_c, "shuffle: butterfly sum");
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+}
+
+// lanes 0-15 shuffle while 16-31 wait at __syncthreads: undefined on a GPU, reported here
+__global__ void divergent_shuffle_kernel(int *out) {
+    if (threadIdx.x < 16) out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 1);
+    else __syncthreads();
+}
+static void run_divergent_shuffle(void) {
+    int *d = (int *)dev_alloc(32 * sizeof(int));
+    divergent_shuffle_kernel<<<1, 32>>>(d);
+}
+
+// lane 31 leaves before its warp's shuffle
+__global__ void exited_lane_kernel(int *out) {
+    if (threadIdx.x == 31) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 1);
+}
+static void run_exited_lane(void) {
+    int *d = (int *)dev_alloc(32 * sizeof(int));
+    exited_lane_kernel<<<1, 32>>>(d);
+}
+
+// a block of 48 threads has no lanes 16-31 in its second warp
+static void run_missing_lanes(void) {
+    int *a = (int *)dev_alloc(64 * sizeof(int));
+    double *b = (double *)dev_alloc(64 * sizeof(double));
+    float *c = (float *)dev_alloc(64 * sizeof(float));
+    shuffle_kernel<<<1, 48>>>(a, b, c);
+}
+
+// ----------------------------------------------------------------------------
+// launches and memory
+
+__global__ void fill_kernel(int *out, int value) { out[threadIdx.x] = value; }
+
+static void test_launch_errors(void) {
+    int *d = (int *)dev_alloc(1024 * sizeof(int)), h = 0;
+    cudaMemset(d, 0, 1024 * sizeof(int));
+    CHECK(cudaGetLastError() == cudaSuccess, "launch: an error before any launch");
+    fill_kernel<<<1, 1025>>>(d, 7);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "launch: 1025 threads accepted");
+    CHECK(cudaGetLastError() == cudaSuccess, "launch: cudaGetLastError did not clear the error");
+    fill_kernel<<<0, 32>>>(d, 7);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "launch: an empty grid accepted");
+    fill_kernel<<<dim3(1, 65536), 32>>>(d, 7);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "launch: grid.y 65536 accepted");
+    cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(h == 0, "launch: an invalid launch ran");
+    fill_kernel<<<1, 1024>>>(d, 7);
+    cudaMemcpy(&h, d + 1023, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(cudaGetLastError() == cudaSuccess && h == 7, "launch: 1024 threads did not run");
+    cudaFree(d);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// a kernel writing one element past its buffer: AddressSanitizer (make
+// test-sanitize builds the emulator with it) sees it as it would on the host
+static void run_kernel_past_end(void) {
+    int *d = (int *)dev_alloc(31 * sizeof(int));
+    fill_kernel<<<1, 32>>>(d, 1);
+}
+#endif
+
+static void run_host_pointer_argument(void) {
+    static int host[32];
+    fill_kernel<<<1, 32>>>(host, 1);
+}
+
+static void run_memcpy_past_end(void) {
+    char h[17];
+    void *d = dev_alloc(16);
+    cudaMemcpy(h, d, 17, cudaMemcpyDeviceToHost);
+}
+
+static void run_memcpy_swapped(void) {
+    char h[16] = {0};
+    void *d = dev_alloc(16);
+    cudaMemcpy(d, h, 16, cudaMemcpyDeviceToHost);   // kind says the source is on the device
+}
+
+static void run_double_free(void) {
+    void *d = dev_alloc(16);
+    cudaFree(d);
+    cudaFree(d);
+}
+
+static void test_memory(void) {
+    size_t free0, total;
+    CHECK(cudaMemGetInfo(&free0, &total) == cudaSuccess && free0 <= total, "memory: cudaMemGetInfo");
+    float *d = (float *)dev_alloc(1 << 20), h[3];
+    size_t free1;
+    cudaMemGetInfo(&free1, &total);
+    CHECK(free0 - free1 == (1 << 20), "memory: a 1 MiB allocation took %zu bytes", free0 - free1);
+    cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(h[0] != h[0] && h[2] != h[2], "memory: fresh cudaMalloc memory is not NaN-filled");
+    void *big = NULL;
+    CHECK(cudaMalloc(&big, total) == cudaErrorMemoryAllocation && !big,
+          "memory: an allocation larger than what is free succeeded");
+    cudaFree(d);
+    cudaMemGetInfo(&free1, &total);
+    CHECK(free1 == free0, "memory: cudaFree did not give the memory back");
+}
+
+// ----------------------------------------------------------------------------
+// cuBLAS: C = alpha op(A) op(B) + beta C, column-major, against the definition
+
+static void gemm_reference(int ta, int tb, int m, int n, int k, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int l = 0; l < k; l++)
+                acc += (double)(ta ? A[l + i * lda] : A[i + l * lda]) *
+                       (tb ? B[j + l * ldb] : B[l + j * ldb]);
+            C[i + j * ldc] = (float)(alpha * acc + (beta != 0.0f ? beta * C[i + j * ldc] : 0.0));
+        }
+}
+
+static void test_gemm(cublasHandle_t h) {
+    const int m = 5, n = 7, k = 3, batch = 3;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int beta_zero = 0; beta_zero < 2; beta_zero++) {
+                const int lda = (ta ? k : m) + 2, ldb = (tb ? n : k) + 1, ldc = m + 3;
+                const int acols = ta ? m : k, bcols = tb ? k : n;
+                const long long sA = (long long)lda * acols + 4, sB = (long long)ldb * bcols,
+                                sC = (long long)ldc * n + 1;
+                const size_t nA = sA * batch, nB = sB * batch, nC = sC * batch;
+                float *A = (float *)malloc(nA * 4), *B = (float *)malloc(nB * 4),
+                      *C = (float *)malloc(nC * 4), *R = (float *)malloc(nC * 4);
+                for (size_t i = 0; i < nA; i++) A[i] = (float)((i * 37) % 11) - 5;
+                for (size_t i = 0; i < nB; i++) B[i] = (float)((i * 53) % 13) - 6;
+                for (size_t i = 0; i < nC; i++) C[i] = beta_zero ? NAN : (float)(i % 5);
+                memcpy(R, C, nC * 4);
+                const float alpha = 0.5f, beta = beta_zero ? 0.0f : 2.0f;
+                for (int b = 0; b < batch; b++)
+                    gemm_reference(ta, tb, m, n, k, alpha, A + b * sA, lda, B + b * sB, ldb, beta,
+                                   R + b * sC, ldc);
+                float *dA = (float *)dev_alloc(nA * 4), *dB = (float *)dev_alloc(nB * 4),
+                      *dC = (float *)dev_alloc(nC * 4);
+                cudaMemcpy(dA, A, nA * 4, cudaMemcpyHostToDevice);
+                cudaMemcpy(dB, B, nB * 4, cudaMemcpyHostToDevice);
+                cudaMemcpy(dC, C, nC * 4, cudaMemcpyHostToDevice);
+                cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+                cublasStatus_t st = cublasSgemmStridedBatched(h, oa, ob, m, n, k, &alpha, dA, lda, sA, dB,
+                                                              ldb, sB, &beta, dC, ldc, sC, batch);
+                cudaMemcpy(C, dC, nC * 4, cudaMemcpyDeviceToHost);
+                // compare the written elements; the padding must be untouched (NaN stays NaN)
+                int ok = st == CUBLAS_STATUS_SUCCESS;
+                for (size_t i = 0; i < nC; i++)
+                    ok &= C[i] == R[i] || (C[i] != C[i] && R[i] != R[i]);
+                CHECK(ok, "gemm ta=%d tb=%d beta=%g: differs from the definition", ta, tb, beta);
+                free(A); free(B); free(C); free(R);
+                cudaFree(dA); cudaFree(dB); cudaFree(dC);
+            }
+    // cuBLAS's argument rules
+    const float one = 1.0f;
+    float *d = (float *)dev_alloc(64 * 4);
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 2, &one, d, 3, d, 2, &one, d, 4) ==
+          CUBLAS_STATUS_INVALID_VALUE, "gemm: lda below m accepted");
+    CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 4, 2, 3, &one, d, 2, d, 3, &one, d, 4) ==
+          CUBLAS_STATUS_INVALID_VALUE, "gemm: lda below k (transposed A) accepted");
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 2, &one, d, 4, d, 2, &one, d, 3) ==
+          CUBLAS_STATUS_INVALID_VALUE, "gemm: ldc below m accepted");
+    CHECK(cublasSgemm(NULL, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, d, 1, d, 1, &one, d, 1) ==
+          CUBLAS_STATUS_NOT_INITIALIZED, "gemm: a NULL handle accepted");
+    cudaFree(d);
+}
+
+static void run_gemm_past_end(void) {
+    cublasHandle_t h;
+    cublasCreate(&h);
+    const float one = 1.0f;
+    float *a = (float *)dev_alloc(12 * 4), *c = (float *)dev_alloc(16 * 4);
+    // A is 4 x 4 with lda 4: 16 floats, but its allocation holds 12
+    cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a, 4, c, 4, &one, c, 4);
+}
+
+int main(void) {
+    test_coordinates();
+    test_barrier();
+    test_shared_poison();
+    test_shuffle();
+    test_launch_errors();
+    test_memory();
+    cublasHandle_t h;
+    CHECK(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS, "cublasCreate");
+    test_gemm(h);
+    cublasDestroy(h);
+
+    CHECK(aborts_with(run_divergent_shuffle, "which is at __syncthreads"),
+          "a shuffle with lanes at __syncthreads was not reported");
+    CHECK(aborts_with(run_exited_lane, "lane 31 of warp 0, which is exited"),
+          "a shuffle naming an exited lane was not reported");
+    CHECK(aborts_with(run_missing_lanes, "which the block (48 threads) does not have"),
+          "a shuffle naming lanes the block lacks was not reported");
+    CHECK(aborts_with(run_host_pointer_argument, "argument 1"),
+          "a host pointer passed to a kernel was not reported");
+    CHECK(aborts_with(run_memcpy_past_end, "not inside one cudaMalloc allocation"),
+          "a copy past the end of an allocation was not reported");
+    CHECK(aborts_with(run_memcpy_swapped, "not inside one cudaMalloc allocation"),
+          "a copy with the wrong direction was not reported");
+    CHECK(aborts_with(run_double_free, "not a live cudaMalloc allocation"),
+          "a double cudaFree was not reported");
+    CHECK(aborts_with(run_gemm_past_end, "cublasSgemm: A of batch item 0"),
+          "a GEMM operand past the end of its allocation was not reported");
+#if defined(__SANITIZE_ADDRESS__)
+    CHECK(aborts_with(run_kernel_past_end, "heap-buffer-overflow"),
+          "AddressSanitizer did not see a kernel write past its buffer");
+#else
+    printf("test_emu: skipped: a kernel writing past its buffer (needs AddressSanitizer: make "
+           "test-sanitize)\n");
+#endif
+    return test_summary("test_emu");
+}
