@@ -8,17 +8,18 @@
 #    one-line error, exit 1, and the previous checkpoint stays intact;
 #  - a NaN in training: --on-nan=stop names the step, the tensor and the last
 #    good checkpoint (exit 3); --on-nan=skip skips the update and counts it.
+# TRAIN_DEVICE=cuda runs it all on the CUDA backend (tests/test_gpu_runs.sh).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TRAIN_GPT:-./train_gpt}
-OUT=tests/out/crash
+OUT=tests/out/crash${TRAIN_DEVICE:+_$TRAIN_DEVICE}
 rm -rf "$OUT"; mkdir -p "$OUT"
 passed=0 failed=0
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL test_crash: $*"; }
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 TINY=(--layers=1 --heads=2 --embd=32 --seq=16 --batch=8 --mqar-keys=8 --mqar-pairs=3
-      --eval-every=1000 --eval-batches=1 --log-every=1000 --device=cpu)
+      --eval-every=1000 --eval-batches=1 --log-every=1000 --device=${TRAIN_DEVICE:-cpu})
 
 # --- SIGKILL at random moments -------------------------------------------------
 # (setsid: a background job of a non-interactive shell ignores SIGINT; the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_gpu_runs.sh - whole-trainer checks that need a GPU (run by make test-gpu
 # after build/test_gpu): the CUDA run of the built-in task reproduces the CPU
-# run's loss curve; compute-sanitizer memcheck and racecheck on short runs of
+# run's loss curve; test_crash.sh (kills, signals, full disk, NaN policy) on
+# the CUDA backend; compute-sanitizer memcheck and racecheck on short runs of
 # both trainers; out-of-memory at start names what was needed and available.
 # Without a usable GPU it says it skipped and counts nothing. With CUDA_EMU=1
 # (make test-gpu-emu) TRAIN_GPT and TRAIN_VIT are trainers built on the CUDA
@@ -23,33 +24,41 @@ if ! err=$("$TRAIN_GPT" --device=cuda --steps=1 --layers=1 --embd=16 --heads=2 -
     exit 0
 fi
 
-# the built-in task on both backends from the same seed: loss curves agree
-TASK=(--layers=2 --heads=4 --embd=64 --seq=32 --batch=16 --mqar-keys=16 --mqar-pairs=4
-      --steps=50 --eval-every=10 --log-every=1000)
-"$TRAIN_GPT" "${TASK[@]}" --device=cpu --out="$OUT/cpu" > "$OUT/cpu.log" 2>&1
-check "cpu run of the built-in task (see $OUT/cpu.log)" [ $? -eq 0 ]
-"$TRAIN_GPT" "${TASK[@]}" --device=cuda --out="$OUT/cuda" > "$OUT/cuda.log" 2>&1
-check "cuda run of the built-in task (see $OUT/cuda.log)" [ $? -eq 0 ]
-# rows compared, and the worst relative difference; a value missing on one side or
-# not a finite number (nan, inf), or a zero reference, counts as a difference of 1
-worst=$(paste -d, <(cut -d, -f4,5 "$OUT/cpu/metrics.csv") <(cut -d, -f4,5 "$OUT/cuda/metrics.csv") |
+# "ROWS WORST": rows of two metrics.csv files compared on columns $3 and $4, and
+# the worst relative difference; a value missing on one side or not a finite
+# number (nan, inf), or a zero reference, counts as a difference of 1
+worst_difference() {
+    paste -d, <(cut -d, -f"$3,$4" "$1") <(cut -d, -f"$3,$4" "$2") |
         awk -F, 'function num(s) { return s ~ /^-?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/ }
                  NR > 1 { rows++; for (k = 1; k <= 2; k++) if ($k != "" || $(k + 2) != "") {
                  r = 1
                  if (num($k) && num($(k + 2)) && $k + 0 != 0) {
                      d = $k - $(k + 2); if (d < 0) d = -d; a = $k < 0 ? -$k : $k; r = d / a }
-                 if (r > w) w = r } } END { printf "%d %.3g", rows, w }')
-rows=${worst% *}; worst=${worst#* }
-echo "cuda vs cpu, 50 steps of the built-in task: $rows rows, worst relative loss difference $worst"
-check "cuda reproduces the cpu loss curve ($rows rows, worst $worst)" \
-    awk -v n="$rows" -v w="$worst" 'BEGIN { exit !(n + 0 >= 50 && w + 0 <= 1e-4) }'
+                 if (r > w) w = r } } END { printf "%d %.3g", rows, w }'
+}
 
-# compute-sanitizer on short runs of both trainers
-if [ "${CUDA_EMU:-0}" = 1 ]; then
-    echo "SKIPPED: compute-sanitizer: the kernels run on the CUDA emulator, not a GPU"
-elif command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
-    CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    python3 - "$OUT/idx" <<'PY'
+# the curves of a cpu and a cuda run (in $OUT/$1_cpu, $OUT/$1_cuda) agree to 1e-4 relative
+compare_curves() {   # name, columns, the rows expected at least, a description
+    local r
+    r=$(worst_difference "$OUT/$1_cpu/metrics.csv" "$OUT/$1_cuda/metrics.csv" "${2%,*}" "${2#*,}")
+    local rows=${r% *} worst=${r#* }
+    echo "cuda vs cpu, $4: $rows rows, worst relative loss difference $worst"
+    check "cuda reproduces the cpu loss curve of $4 ($rows rows, worst $worst)" \
+        awk -v n="$rows" -v m="$3" -v w="$worst" 'BEGIN { exit !(n + 0 >= m && w + 0 <= 1e-4) }'
+}
+
+# the built-in task on both backends from the same seed: train and val losses
+TASK=(--layers=2 --heads=4 --embd=64 --seq=32 --batch=16 --mqar-keys=16 --mqar-pairs=4
+      --steps=50 --eval-every=10 --log-every=1000)
+for dev in cpu cuda; do
+    "$TRAIN_GPT" "${TASK[@]}" --device=$dev --out="$OUT/gpt_$dev" > "$OUT/gpt_$dev.log" 2>&1
+    check "$dev run of the built-in task (see $OUT/gpt_$dev.log)" [ $? -eq 0 ]
+done
+compare_curves gpt 4,5 50 "50 steps of the built-in task"
+
+# ViT-small (SPT, LSA, dropout, RandAugment, crop, label smoothing) on random IDX
+# images, 3 epochs: train and val losses
+python3 - "$OUT/idx" <<'PY'
 import os, random, struct, sys
 d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(1)
 for split, n in (("train", 40), ("t10k", 20)):
@@ -58,16 +67,46 @@ for split, n in (("train", 40), ("t10k", 20)):
     open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(
         struct.pack(">II", 0x801, n) + bytes(r.randrange(10) for _ in range(n)))
 PY
-    for tool in memcheck racecheck; do
-        "$CS" --tool $tool --error-exitcode 9 "$TRAIN_GPT" --device=cuda --steps=3 --layers=1 --embd=32 \
-            --heads=2 --seq=16 --batch=4 --mqar-keys=8 --mqar-pairs=3 --optim=setadam --attn=x \
-            --out="$OUT/cs_gpt_$tool" > "$OUT/cs_gpt_$tool.log" 2>&1
-        check "compute-sanitizer $tool train_gpt (see $OUT/cs_gpt_$tool.log)" [ $? -eq 0 ]
-        "$CS" --tool $tool --error-exitcode 9 "$TRAIN_VIT" --device=cuda --dataset=mnist \
-            --data-dir="$OUT/idx" --patch=4 --dim=16 --depth=1 --heads=2 --mlp-dim=16 --batch=16 \
-            --epochs=1 --attn=x --out="$OUT/cs_vit_$tool" > "$OUT/cs_vit_$tool.log" 2>&1
-        check "compute-sanitizer $tool train_vit (see $OUT/cs_vit_$tool.log)" [ $? -eq 0 ]
-    done
+VIT=(--dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=16 --depth=2 --heads=2 --mlp-dim=32
+     --batch=8 --epochs=3 --attn=x --gamma=0.5 --randaug=2,9 --crop=1 --label-smoothing=0.1
+     --lr=1e-3 --log-every=1000)
+for dev in cpu cuda; do
+    "$TRAIN_VIT" "${VIT[@]}" --device=$dev --out="$OUT/vit_$dev" > "$OUT/vit_$dev.log" 2>&1
+    check "$dev run of ViT (see $OUT/vit_$dev.log)" [ $? -eq 0 ]
+done
+compare_curves vit 4,6 3 "3 epochs of ViT-small x"
+
+# crash safety, signals, a full disk and the NaN policy with --device=cuda: the
+# CPU suite's checks, their counts added to these
+crash=$(TRAIN_DEVICE=cuda TRAIN_GPT="$TRAIN_GPT" tests/test_crash.sh 2>&1)
+printf '%s\n' "$crash" | grep '^FAIL'
+counts=$(printf '%s\n' "$crash" | sed -n 's/^test_crash: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+if [ -n "$counts" ]; then
+    passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
+    echo "test_crash.sh on cuda: ${counts% *} passed, ${counts#* } failed"
+else
+    bad "test_crash.sh on cuda ended without its summary: $(printf '%s' "$crash" | tail -n 1)"
+fi
+
+# short runs of both trainers under compute-sanitizer memcheck and racecheck;
+# on the emulator, plain runs (the emulator makes its own checks)
+short_runs() {   # $1: a name for the logs; the rest: what to run the trainers under
+    local tag=$1; shift
+    "$@" "$TRAIN_GPT" --device=cuda --steps=3 --layers=1 --embd=32 --heads=2 --seq=16 --batch=4 \
+        --mqar-keys=8 --mqar-pairs=3 --optim=setadam --attn=x --out="$OUT/gpt_$tag" \
+        > "$OUT/gpt_$tag.log" 2>&1
+    check "$tag train_gpt (see $OUT/gpt_$tag.log)" [ $? -eq 0 ]
+    "$@" "$TRAIN_VIT" --device=cuda --dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=16 \
+        --depth=1 --heads=2 --mlp-dim=16 --batch=16 --epochs=1 --attn=x --out="$OUT/vit_$tag" \
+        > "$OUT/vit_$tag.log" 2>&1
+    check "$tag train_vit (see $OUT/vit_$tag.log)" [ $? -eq 0 ]
+}
+if [ "${CUDA_EMU:-0}" = 1 ]; then
+    echo "SKIPPED: compute-sanitizer: the kernels run on the CUDA emulator, not a GPU"
+    short_runs emulated env
+elif command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    for tool in memcheck racecheck; do short_runs "$tool" "$CS" --tool "$tool" --error-exitcode 9; done
 else
     echo "SKIPPED: compute-sanitizer not found"
 fi
