@@ -76,6 +76,36 @@ for dev in cpu cuda; do
 done
 compare_curves vit 4,6 3 "3 epochs of ViT-small x"
 
+# no allocation inside a step, and few waits for the device: runs of n and 2n
+# steps counted by the emulator (CUDA_EMU_STATS); a GPU has no such counters.
+# A step waits 5 times: the batch's two uploads, the loss (and for ViT the
+# argmax: train accuracy) for the log, the gradient norm for the NaN check,
+# and for the GPT the embedding's pinned-buffer event instead of the argmax.
+device_counts() {   # stats file -> "mallocs frees waits"
+    awk '{ v[$1] = $2 } END { print v["mallocs"], v["frees"], v["waits"] }' "$1"
+}
+step_costs() {   # name, steps of the short run, steps of the long run, then the two commands
+    local name=$1 n1=$2 n2=$3 a b
+    CUDA_EMU_STATS="$OUT/$name.stats1" $4 > /dev/null 2>&1 &&
+        CUDA_EMU_STATS="$OUT/$name.stats2" $5 > /dev/null 2>&1
+    check "$name: the counted runs (see $OUT/$name.stats*)" [ $? -eq 0 ]
+    read -r m1 f1 w1 < <(device_counts "$OUT/$name.stats1")
+    read -r m2 f2 w2 < <(device_counts "$OUT/$name.stats2")
+    local per=$(( (w2 - w1) / (n2 - n1) ))
+    echo "$name: $m1 cudaMalloc in $n1 steps, $m2 in $n2; $per waits for the device per step"
+    check "$name: no allocation inside a step ($m1 vs $m2 cudaMalloc, $f1 vs $f2 cudaFree)" \
+        [ "$m1 $f1" = "$m2 $f2" ]
+    check "$name: at most 5 waits for the device per step (got $per)" [ "$per" -le 5 ]
+}
+if [ "${CUDA_EMU:-0}" = 1 ]; then
+    G="$TRAIN_GPT --device=cuda --layers=2 --heads=2 --embd=32 --seq=16 --batch=4 --mqar-keys=8
+       --mqar-pairs=3 --eval-every=1000 --log-every=1000 --overwrite=1 --out=$OUT/steps_gpt"
+    step_costs "train_gpt step" 4 8 "$G --steps=4" "$G --steps=8"
+    V="$TRAIN_VIT --device=cuda --dataset=mnist --data-dir=$OUT/idx --patch=4 --dim=16 --depth=1
+       --heads=2 --mlp-dim=16 --batch=8 --eval-every=1000 --overwrite=1 --out=$OUT/steps_vit"
+    step_costs "train_vit step" 10 20 "$V --epochs=2" "$V --epochs=4"   # 5 steps an epoch
+fi
+
 # crash safety, signals, a full disk and the NaN policy with --device=cuda: the
 # CPU suite's checks, their counts added to these
 crash=$(TRAIN_DEVICE=cuda TRAIN_GPT="$TRAIN_GPT" tests/test_crash.sh 2>&1)

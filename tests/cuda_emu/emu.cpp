@@ -47,6 +47,30 @@ static std::map<uintptr_t, size_t> &g_pinned = *new std::map<uintptr_t, size_t>;
 static size_t g_device_used;
 static cudaError_t g_last_error = cudaSuccess;
 
+// What a run asked of the device, written at exit to the file CUDA_EMU_STATS
+// names: tests check that a training step allocates nothing and waits for the
+// device only as often as it must. `waits`: calls after which the host has
+// waited for the device (cudaMemcpy, cudaMemset, cudaDeviceSynchronize,
+// cudaEventSynchronize, cudaMalloc, cudaFree); the async calls are not counted.
+static struct {
+    unsigned long long mallocs, frees, waits, launches, gemms;
+} g_stats;
+
+static void write_stats(void) {
+    const char *path = getenv("CUDA_EMU_STATS");
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f) return;
+    fprintf(f, "mallocs %llu\nfrees %llu\nwaits %llu\nlaunches %llu\ngemms %llu\n",
+            g_stats.mallocs, g_stats.frees, g_stats.waits, g_stats.launches, g_stats.gemms);
+    fclose(f);
+}
+
+static void count_stats_at_exit(void) {
+    static int registered;
+    if (!registered && getenv("CUDA_EMU_STATS")) atexit(write_stats);
+    registered = 1;
+}
+
 // the emulated GPU's memory: CUDA_EMU_MEMORY_MIB (default 4096)
 static size_t device_total(void) {
     static size_t total;
@@ -116,11 +140,17 @@ cudaError_t cudaSetDevice(int device) {
     return device >= 0 && device < n ? cudaSuccess : cudaErrorInvalidDevice;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    g_stats.waits++;
+    return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     if (!ptr) return cudaErrorInvalidValue;
     *ptr = NULL;
+    count_stats_at_exit();
+    g_stats.mallocs++;
+    g_stats.waits++;
     if (bytes > device_total() - g_device_used) return cudaErrorMemoryAllocation;
     void *p = NULL;
     if (posix_memalign(&p, 256, bytes ? bytes : 1)) return cudaErrorMemoryAllocation;
@@ -135,6 +165,8 @@ cudaError_t cudaFree(void *ptr) {
     if (!ptr) return cudaSuccess;
     auto it = g_device.find((uintptr_t)ptr);
     if (it == g_device.end()) die("cudaFree(%p): not a live cudaMalloc allocation", ptr);
+    g_stats.frees++;
+    g_stats.waits++;
     g_device_used -= it->second;
     g_device.erase(it);
     free(ptr);
@@ -164,7 +196,8 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+// cudaMemcpy without the count (cudaMemcpyAsync shares it)
+static cudaError_t copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
     if (!bytes) return cudaSuccess;
     switch (kind) {
     case cudaMemcpyHostToDevice:
@@ -185,20 +218,26 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    g_stats.waits++;
+    return copy(dst, src, bytes, kind);
 }
 
-cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+    return copy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t) {
     if (!bytes) return cudaSuccess;
     check_device_span(ptr, bytes, "cudaMemset");
     memset(ptr, value, bytes);
     return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t) {
-    return cudaMemset(ptr, value, bytes);
+cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
+    g_stats.waits++;
+    return cudaMemsetAsync(ptr, value, bytes);
 }
 
 // events: every operation has finished when it returns, so an event is a token
@@ -213,7 +252,10 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
     event->recorded = 1;
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t event) { return event ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+    g_stats.waits++;
+    return event ? cudaSuccess : cudaErrorInvalidValue;
+}
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
     delete event;
     return cudaSuccess;
@@ -526,6 +568,7 @@ void emu_check_kernel_pointer(const EmuLaunch &L, int arg, const void *p) {
 
 void emu_run_grid(const EmuLaunch &L, void (*body)(void *), void *ctx) {
     if (g_cur) die("kernel %s launched from inside a kernel", L.kernel);
+    g_stats.launches++;
     const unsigned nthreads = L.block.x * L.block.y * L.block.z;
     while (g_nfibers < nthreads) g_fibers[g_nfibers++] = new_fiber();
     g_launch = &L;
@@ -679,6 +722,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
     if (!m || !n || !batch) return CUBLAS_STATUS_SUCCESS;
     const int reads_ab = k > 0 && *alpha != 0.0f;
     gemm_spans("cublasSgemm", ta, tb, m, n, k, A, lda, sA, B, ldb, sB, C, ldc, sC, batch, reads_ab);
+    g_stats.gemms++;
     for (int b = 0; b < batch; b++)
         gemm_one(ta, tb, m, n, reads_ab ? k : 0, *alpha, A + b * sA, lda, B + b * sB, ldb, *beta,
                  C + b * sC, ldc);
