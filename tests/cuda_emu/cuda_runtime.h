@@ -21,12 +21,14 @@
 // What it cannot tell: races between threads (a fiber runs until it blocks;
 // even blocks run their threads in ascending order, odd blocks descending, so a
 // missing barrier often shows up as a wrong value), the memory model, timing,
-// and anything about real GPU hardware. CUDA_EMU_STATS=FILE writes, at exit,
-// how many allocations, frees, launches, GEMMs and waits for the device a run
-// made. CUDA_EMU_MEMORY_MIB sets the device's memory (4096), CUDA_EMU_DEVICES=0
-// hides the device. Fresh cudaMalloc memory and each
+// and anything about real GPU hardware. Fresh cudaMalloc memory and each
 // block's shared memory are filled with 0xff bytes (NaN as floats), so a read
 // of never-written memory shows up in the results.
+//
+// Environment: CUDA_EMU_STATS=FILE writes, at exit, how many allocations,
+// frees, launches, GEMMs and waits for the device the run made;
+// CUDA_EMU_MEMORY_MIB sets the device's memory (4096); CUDA_EMU_DEVICES=0
+// hides the device.
 #ifndef CUDA_EMU_RUNTIME_H
 #define CUDA_EMU_RUNTIME_H
 
