@@ -143,9 +143,11 @@ $(EMU)/test_gpu.o: tests/test_gpu.c tests/test.h $(wildcard *.h src/*.h)
 $(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o
 	$(CXX) $(EMU_CXXFLAGS) $^ -o $@
 
+# test_gpu runs every launch twice (CUDA_EMU_RACECHECK: ascending and descending
+# thread order, compared); the trainer runs once
 test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit
-	@CUDA_EMU=1 TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
-	    $(EMU)/test_emu $(EMU)/test_gpu tests/test_gpu_runs.sh
+	@CUDA_EMU=1 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
+	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/test_gpu_runs.sh
 
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)
 $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a

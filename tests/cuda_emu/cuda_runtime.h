@@ -18,10 +18,15 @@
 //   - cuBLAS's argument rules (leading dimensions at least the row count);
 //   - shuffles: every lane of the mask is alive and at the same shuffle;
 //   - static shared memory above 48 KiB.
-// What it cannot tell: races between threads (a fiber runs until it blocks;
-// even blocks run their threads in ascending order, odd blocks descending, so a
-// missing barrier often shows up as a wrong value), the memory model, timing,
-// and anything about real GPU hardware. Fresh cudaMalloc memory and each
+// Races: a fiber runs until it blocks, and even blocks run their threads in
+// ascending order, odd blocks descending, so a missing barrier often shows up
+// as a wrong value. With CUDA_EMU_RACECHECK=1 every launch runs twice from the
+// same snapshot of the buffers its pointer arguments point into: blocks and
+// threads all ascending, then all descending; any byte that differs means the
+// result depends on the order threads run in - a race between threads or
+// blocks - and is reported. What it cannot tell: races the two orders happen
+// to resolve alike, the memory model, timing, and anything about real GPU
+// hardware. Fresh cudaMalloc memory and each
 // block's shared memory are filled with 0xff bytes (NaN as floats), so a read
 // of never-written memory shows up in the results.
 //
@@ -162,15 +167,20 @@ struct EmuLaunch {
 int emu_launch_invalid(const EmuLaunch &launch);
 // aborts unless p is NULL or points into (or one past) a cudaMalloc allocation
 void emu_check_kernel_pointer(const EmuLaunch &launch, int arg, const void *p);
-// runs body(ctx) once for every thread of the grid
-void emu_run_grid(const EmuLaunch &launch, void (*body)(void *), void *ctx);
+// runs body(ctx) once for every thread of the grid; `buffers` are the kernel's
+// pointer arguments (what CUDA_EMU_RACECHECK=1 snapshots and compares)
+void emu_run_grid(const EmuLaunch &launch, void (*body)(void *), void *ctx,
+                  const void *const *buffers, int nbuffers);
 
 template <typename T>
-static inline void emu_check_kernel_arg(const EmuLaunch &launch, int arg, const T &value) {
-    if constexpr (std::is_pointer<T>::value)
+static inline void emu_check_kernel_arg(const EmuLaunch &launch, int arg, const T &value,
+                                        const void **buffers, int *nbuffers) {
+    if constexpr (std::is_pointer<T>::value) {
         emu_check_kernel_pointer(launch, arg, (const void *)value);
-    else
-        (void)launch, (void)arg, (void)value;
+        if (value) buffers[(*nbuffers)++] = (const void *)value;
+    } else {
+        (void)launch, (void)arg, (void)value, (void)buffers, (void)nbuffers;
+    }
 }
 
 template <typename... Params, typename... Args>
@@ -182,14 +192,16 @@ static void emu_launch(const EmuLaunch &launch, void (*kernel)(Params...), Args 
         void (*kernel)(Params...);
         std::tuple<typename std::decay<Params>::type...> args;
     } call{kernel, std::tuple<typename std::decay<Params>::type...>(std::forward<Args>(args)...)};
+    const void *buffers[sizeof...(Params) + 1];
+    int nbuffers = 0;
     std::apply([&](const auto &...a) {
         int i = 0;
-        (emu_check_kernel_arg(launch, i++, a), ...);
+        (emu_check_kernel_arg(launch, i++, a, buffers, &nbuffers), ...);
     }, call.args);
     emu_run_grid(launch, [](void *ctx) {
         Call *c = (Call *)ctx;
         std::apply(c->kernel, c->args);
-    }, &call);
+    }, &call, buffers, nbuffers);
 }
 
 #endif

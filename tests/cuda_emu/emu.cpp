@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EMU_ASAN 1
@@ -566,14 +567,59 @@ void emu_check_kernel_pointer(const EmuLaunch &L, int arg, const void *p) {
             L.kernel, L.file, L.line, arg + 1, p);
 }
 
-void emu_run_grid(const EmuLaunch &L, void (*body)(void *), void *ctx) {
+// the order of blocks and of threads within a block
+enum Order { MIXED, ASCENDING, DESCENDING };
+
+static void run_blocks(const EmuLaunch &L, enum Order order);
+
+// CUDA_EMU_RACECHECK=1: run the grid in both orders from one snapshot and compare
+static int racecheck(void) {
+    const char *e = getenv("CUDA_EMU_RACECHECK");
+    return e && !strcmp(e, "1");
+}
+
+void emu_run_grid(const EmuLaunch &L, void (*body)(void *), void *ctx,
+                  const void *const *buffers, int nbuffers) {
     if (g_cur) die("kernel %s launched from inside a kernel", L.kernel);
     g_stats.launches++;
-    const unsigned nthreads = L.block.x * L.block.y * L.block.z;
-    while (g_nfibers < nthreads) g_fibers[g_nfibers++] = new_fiber();
     g_launch = &L;
     g_body = body;
     g_body_ctx = ctx;
+    if (!racecheck()) {
+        run_blocks(L, MIXED);
+        g_launch = NULL;
+        return;
+    }
+    // the whole allocations the arguments point into, each once
+    std::map<uintptr_t, size_t> blocks;
+    for (int i = 0; i < nbuffers; i++) {
+        auto b = find_block(g_device, buffers[i], 0);
+        if (b) blocks[b->first] = b->second;
+    }
+    std::vector<std::vector<unsigned char>> before, after;
+    for (auto &b : blocks) before.emplace_back((unsigned char *)b.first, (unsigned char *)b.first + b.second);
+    run_blocks(L, ASCENDING);
+    int k = 0;
+    for (auto &b : blocks) {
+        after.emplace_back((unsigned char *)b.first, (unsigned char *)b.first + b.second);
+        memcpy((void *)b.first, before[k++].data(), b.second);
+    }
+    run_blocks(L, DESCENDING);
+    k = 0;
+    for (auto &b : blocks) {
+        const unsigned char *now = (const unsigned char *)b.first, *then = after[k++].data();
+        for (size_t i = 0; i < b.second; i++)
+            if (now[i] != then[i])
+                die("kernel %s (launched at %s:%d): a race: byte %zu of the %zu-byte buffer at %p "
+                    "differs between running blocks and threads in ascending and in descending "
+                    "order", L.kernel, L.file, L.line, i, b.second, (void *)b.first);
+    }
+    g_launch = NULL;
+}
+
+static void run_blocks(const EmuLaunch &L, enum Order order) {
+    const unsigned nthreads = L.block.x * L.block.y * L.block.z;
+    while (g_nfibers < nthreads) g_fibers[g_nfibers++] = new_fiber();
     emu_blockDim = L.block;
     emu_gridDim = L.grid;
     for (unsigned t = 0; t < nthreads; t++) {
@@ -581,31 +627,30 @@ void emu_run_grid(const EmuLaunch &L, void (*body)(void *), void *ctx) {
         f->linear = t;
         f->tid = dim3(t % L.block.x, t / L.block.x % L.block.y, t / (L.block.x * L.block.y));
     }
-    unsigned long long nblock = 0;
-    for (unsigned bz = 0; bz < L.grid.z; bz++)
-        for (unsigned by = 0; by < L.grid.y; by++)
-            for (unsigned bx = 0; bx < L.grid.x; bx++, nblock++) {
-                emu_blockIdx = dim3(bx, by, bz);
-                g_nshared = 0;
-                g_shared_used = 0;
-                for (unsigned t = 0; t < nthreads; t++) {
-                    g_fibers[t]->state = READY;
-                    g_fibers[t]->shared_next = 0;
-                }
-                // even blocks run their threads upwards, odd ones downwards
-                const int down = nblock & 1;
-                for (;;) {
-                    for (unsigned k = 0; k < nthreads; k++) {
-                        Fiber *f = g_fibers[down ? nthreads - 1 - k : k];
-                        if (f->state == READY) resume(f);
-                    }
-                    int done = 1;
-                    for (unsigned t = 0; t < nthreads && done; t++) done = g_fibers[t]->state == DONE;
-                    if (done) break;
-                    if (!release(nthreads)) DIE_IN_KERNEL("%s", "deadlock: no barrier can complete");
-                }
+    const unsigned long long nblocks = (unsigned long long)L.grid.x * L.grid.y * L.grid.z;
+    for (unsigned long long nblock = 0; nblock < nblocks; nblock++) {
+        const unsigned long long b = order == DESCENDING ? nblocks - 1 - nblock : nblock;
+        emu_blockIdx = dim3((unsigned)(b % L.grid.x), (unsigned)(b / L.grid.x % L.grid.y),
+                            (unsigned)(b / ((unsigned long long)L.grid.x * L.grid.y)));
+        g_nshared = 0;
+        g_shared_used = 0;
+        for (unsigned t = 0; t < nthreads; t++) {
+            g_fibers[t]->state = READY;
+            g_fibers[t]->shared_next = 0;
+        }
+        // MIXED: even blocks run their threads upwards, odd ones downwards
+        const int down = order == DESCENDING || (order == MIXED && (nblock & 1));
+        for (;;) {
+            for (unsigned k = 0; k < nthreads; k++) {
+                Fiber *f = g_fibers[down ? nthreads - 1 - k : k];
+                if (f->state == READY) resume(f);
             }
-    g_launch = NULL;
+            int done = 1;
+            for (unsigned t = 0; t < nthreads && done; t++) done = g_fibers[t]->state == DONE;
+            if (done) break;
+            if (!release(nthreads)) DIE_IN_KERNEL("%s", "deadlock: no barrier can complete");
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------

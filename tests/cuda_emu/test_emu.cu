@@ -197,6 +197,44 @@ static void run_missing_lanes(void) {
 }
 
 // ----------------------------------------------------------------------------
+// races, caught by CUDA_EMU_RACECHECK=1 (both orders from one snapshot, compared)
+
+// every thread writes the same word: the last writer wins
+__global__ void write_race_kernel(int *out) { out[0] = (int)threadIdx.x; }
+// out[i] = out[i + 1], in place: whether the neighbour has moved yet depends on the order
+__global__ void shift_race_kernel(int *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i + 1 < n) out[i] = out[i + 1];
+}
+
+static int *race_buffer(void) {
+    int h[64];
+    for (int i = 0; i < 64; i++) h[i] = i;
+    int *d = (int *)dev_alloc(sizeof h);
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice);
+    setenv("CUDA_EMU_RACECHECK", "1", 1);
+    return d;
+}
+static void run_write_race(void) { write_race_kernel<<<1, 32>>>(race_buffer()); }
+static void run_shift_race_threads(void) { shift_race_kernel<<<1, 64>>>(race_buffer(), 64); }
+static void run_shift_race_blocks(void) { shift_race_kernel<<<63, 1>>>(race_buffer(), 64); }   // one thread a block
+
+// the tree sum with its barriers is race-free: the check passes it
+static void test_racecheck_passes(void) {
+    int h[256], sum = 0, got = -1;
+    for (int i = 0; i < 256; i++) sum += h[i] = i % 7;
+    int *in = (int *)dev_alloc(sizeof h), *out = (int *)dev_alloc(sizeof(int));
+    cudaMemcpy(in, h, sizeof h, cudaMemcpyHostToDevice);
+    setenv("CUDA_EMU_RACECHECK", "1", 1);
+    tree_sum_kernel<<<1, 256>>>(out, in, 1);
+    unsetenv("CUDA_EMU_RACECHECK");
+    cudaMemcpy(&got, out, sizeof got, cudaMemcpyDeviceToHost);
+    CHECK(got == sum, "racecheck: the tree sum gave %d, not %d", got, sum);
+    cudaFree(in);
+    cudaFree(out);
+}
+
+// ----------------------------------------------------------------------------
 // launches and memory
 
 __global__ void fill_kernel(int *out, int value) { out[threadIdx.x] = value; }
@@ -362,6 +400,13 @@ int main(void) {
           "a shuffle naming an exited lane was not reported");
     CHECK(aborts_with(run_missing_lanes, "which the block (48 threads) does not have"),
           "a shuffle naming lanes the block lacks was not reported");
+    test_racecheck_passes();
+    CHECK(aborts_with(run_write_race, "write_race_kernel (launched at"),
+          "racecheck: threads writing one word went unnoticed");
+    CHECK(aborts_with(run_shift_race_threads, "a race: byte"),
+          "racecheck: a read-write race between threads went unnoticed");
+    CHECK(aborts_with(run_shift_race_blocks, "a race: byte"),
+          "racecheck: a read-write race between blocks went unnoticed");
     CHECK(aborts_with(run_host_pointer_argument, "argument 1"),
           "a host pointer passed to a kernel was not reported");
     CHECK(aborts_with(run_memcpy_past_end, "not inside one cudaMalloc allocation"),
