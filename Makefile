@@ -132,12 +132,11 @@ $(EMU)/emu.o: tests/cuda_emu/emu.cpp $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
-$(EMU)/train_gpt $(EMU)/train_vit $(EMU)/test_gpu: $(EMU)/%: $(EMU)/%.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
+$(EMU)/train_gpt $(EMU)/train_vit: $(EMU)/%: $(EMU)/%.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
-$(EMU)/test_gpu.o: tests/test_gpu.c tests/test.h $(wildcard *.h src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+$(EMU)/test_gpu: $(EMU)/tests/test_gpu.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
 # the emulator's own checks: CUDA semantics, and every fault it says it reports
 $(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o

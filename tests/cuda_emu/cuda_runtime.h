@@ -75,7 +75,7 @@ extern dim3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 void emu_syncthreads(void);
 #define __syncthreads() emu_syncthreads()
 
-// `T lane_value` of this thread out; the value of lane (lane ^ lane_mask) in
+// this lane's `bytes` from `in` go to lane (lane ^ lane_mask); `out` receives that lane's
 void emu_shuffle_xor(unsigned mask, const void *in, void *out, size_t bytes, int lane_mask,
                      int width);
 
@@ -91,11 +91,9 @@ static inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width =
 // reference to this block's shared memory, in declaration order
 void *emu_shared(size_t bytes, size_t align);
 
-// CUDA's integer min/max, as device code calls them
+// CUDA's integer min, as device code calls it
 template <typename T>
 static inline T min(T a, T b) { return a < b ? a : b; }
-template <typename T>
-static inline T max(T a, T b) { return a > b ? a : b; }
 
 // ----------------------------------------------------------------------------
 // the runtime API

@@ -242,16 +242,14 @@ cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
 }
 
 // events: every operation has finished when it returns, so an event is a token
-struct EmuEvent { int recorded; };
+struct EmuEvent {};
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned) {
-    *event = new EmuEvent{0};
+    *event = new EmuEvent{};
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
-    if (!event) return cudaErrorInvalidValue;
-    event->recorded = 1;
-    return cudaSuccess;
+    return event ? cudaSuccess : cudaErrorInvalidValue;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     g_stats.waits++;
@@ -299,7 +297,6 @@ struct Fiber {
 #endif
     void *asan_fake;
     FiberState state;
-    unsigned linear;   // x + y Dx + z Dx Dy: warp = linear / 32, lane = linear % 32
     dim3 tid;
     unsigned shared_next;   // this thread's next __shared__ declaration
     // a pending shuffle
@@ -624,7 +621,6 @@ static void run_blocks(const EmuLaunch &L, enum Order order) {
     emu_gridDim = L.grid;
     for (unsigned t = 0; t < nthreads; t++) {
         Fiber *f = g_fibers[t];
-        f->linear = t;
         f->tid = dim3(t % L.block.x, t / L.block.x % L.block.y, t / (L.block.x * L.block.y));
     }
     const unsigned long long nblocks = (unsigned long long)L.grid.x * L.grid.y * L.grid.z;
