@@ -1,5 +1,5 @@
-// backend_cuda.cu - the CUDA backend's op table, and the process-wide cuBLAS
-// handle. backend_cuda() returns NULL (with a reason) when no usable GPU is
+// backend_cuda.cu - the CUDA backend's op table, the process-wide cuBLAS
+// handle, and the registry of scratch buffers. backend_cuda() returns NULL (with a reason) when no usable GPU is
 // found, so callers fall back to the CPU (see backend_select in backend.c).
 //
 // cuBLAS runs fp32 GEMMs in full fp32 by default (results comparable with the
@@ -38,6 +38,56 @@ cublasHandle_t cuda_cublas(void) {
 void cuda_set_tf32(int enable) {
     g_tf32 = enable ? 1 : 0;
     if (g_cublas) apply_math_mode();
+}
+
+// ----------------------------------------------------------------------------
+// scratch buffers, and the end of a run
+
+enum { MAX_SCRATCH = 32 };
+static struct { void **buf; size_t *cap; } g_scratch[MAX_SCRATCH];
+static int g_nscratch;
+
+static void remember_scratch(void **buf, size_t *cap) {
+    for (int i = 0; i < g_nscratch; i++)
+        if (g_scratch[i].buf == buf) return;
+    if (g_nscratch == MAX_SCRATCH) {
+        fprintf(stderr, "error: more than %d CUDA scratch buffers: raise MAX_SCRATCH\n",
+                MAX_SCRATCH);
+        exit(1);
+    }
+    g_scratch[g_nscratch].buf = buf;
+    g_scratch[g_nscratch].cap = cap;
+    g_nscratch++;
+}
+
+void *cuda_grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes > *cap) {
+        if (*buf) {
+            // queued kernels may still read the old buffer
+            CUDA_CHECK(cudaDeviceSynchronize());
+            CUDA_CHECK(cudaFree(*buf));
+        }
+        *buf = NULL;
+        *cap = 0;
+        CUDA_CHECK(cudaMalloc(buf, bytes));
+        *cap = bytes;
+        remember_scratch(buf, cap);
+    }
+    return *buf;
+}
+
+void cuda_shutdown(void) {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    for (int i = 0; i < g_nscratch; i++) {
+        CUDA_CHECK(cudaFree(*g_scratch[i].buf));
+        *g_scratch[i].buf = NULL;
+        *g_scratch[i].cap = 0;
+    }
+    g_nscratch = 0;
+    layers_cuda_shutdown();
+    if (g_cublas) CUBLAS_CHECK(cublasDestroy(g_cublas));
+    g_cublas = NULL;
+    CUDA_CHECK(cudaDeviceReset());
 }
 
 // p[0] = 42: proves that this build's kernels run on the device found
@@ -91,6 +141,7 @@ static const Backend *init_cuda(const char **why) {
     b->copy = cuda_copy;
     b->zero = cuda_zero;
     b->synchronize = cuda_synchronize;
+    b->shutdown = cuda_shutdown;
     b->embed_forward = embed_forward_cuda;
     b->embed_backward = embed_backward_cuda;
     b->layernorm_forward = layernorm_forward_cuda;

@@ -92,19 +92,15 @@ static inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 // A grow-only device scratch buffer: reallocated only when a call needs more
 // than any call before it (the first step, or a larger shape), never per step.
-static inline void *cuda_grow(void **buf, size_t *cap, size_t bytes) {
-    if (bytes > *cap) {
-        if (*buf) {
-            // queued kernels may still read the old buffer
-            CUDA_CHECK(cudaDeviceSynchronize());
-            CUDA_CHECK(cudaFree(*buf));
-        }
-        *buf = NULL;
-        CUDA_CHECK(cudaMalloc(buf, bytes));
-        *cap = bytes;
-    }
-    return *buf;
-}
+// Every buffer grown here is remembered, and freed by cuda_shutdown.
+void *cuda_grow(void **buf, size_t *cap, size_t bytes);
+
+// The end of a run (the backend's `shutdown`): frees every scratch buffer, the
+// pinned memory, events and the cuBLAS handle, then resets the device, so that
+// compute-sanitizer's leak check sees only what the caller forgot to free.
+void cuda_shutdown(void);
+// layers.cu's part of it: what it holds outside cuda_grow
+void layers_cuda_shutdown(void);
 
 // Grid size for a grid-stride loop over n elements with `block` threads.
 static inline unsigned grid_for(size_t n, unsigned block, size_t max_blocks = 65536) {

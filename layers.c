@@ -25,6 +25,7 @@ static void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
 static void cpu_synchronize(void) {}
+static void cpu_shutdown(void) {}   // the CPU ops keep nothing between calls
 
 // ----------------------------------------------------------------------------
 // embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
@@ -475,6 +476,7 @@ const Backend backend_cpu = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .synchronize = cpu_synchronize,
+    .shutdown = cpu_shutdown,
     .embed_forward = embed_forward_cpu,
     .embed_backward = embed_backward_cpu,
     .layernorm_forward = layernorm_forward_cpu,

@@ -954,3 +954,23 @@ void cls_select_backward_cuda(float *dx, const float *dout, int B, int T, int D)
                                                                                    total, T, D);
     CUDA_LAUNCH_CHECK();
 }
+
+// ----------------------------------------------------------------------------
+// the end of a run: what this file holds outside cuda_grow (cuda_shutdown
+// frees the grown buffers and has already waited for the device)
+
+void layers_cuda_shutdown(void) {
+    if (emb_event_live) CUDA_CHECK(cudaEventDestroy(emb_copied));
+    emb_event_live = 0;
+    if (emb_pinned) CUDA_CHECK(cudaFreeHost(emb_pinned));
+    emb_pinned = NULL;
+    emb_pinned_cap = 0;
+    free(emb_counts);
+    free(emb_tokens_copy);
+    emb_counts = emb_tokens_copy = NULL;
+    emb_counts_cap = emb_tokens_cap = 0;
+    if (slices_dev) CUDA_CHECK(cudaFree(slices_dev));
+    free(slices_host);
+    slices_dev = slices_host = NULL;
+    slices_n = slices_cap = 0;
+}

@@ -79,6 +79,9 @@ typedef struct Backend {
     void (*copy)(void *dst_dev, const void *src_dev, size_t bytes);
     void (*zero)(void *p, size_t bytes);
     void (*synchronize)(void);
+    // the end of a run, after every buffer from `alloc` is freed: frees what
+    // the backend holds itself (scratch, pinned memory, library handles)
+    void (*shutdown)(void);
 
     // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
     void (*embed_forward)(real *out, const int *tokens, const real *wte, const real *wpe,

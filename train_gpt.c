@@ -346,6 +346,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     free(targets);
     optim_free(&opt);
     gpt_free(&model);
+    be->shutdown();
     if (!data.is_mqar) {
         token_loader_close(&data.train);
         if (data.has_val) token_loader_close(&data.val);

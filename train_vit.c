@@ -408,6 +408,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     free(order);
     optim_free(&opt);
     vit_free(&model);
+    be->shutdown();
     images_free(&train);
     images_free(&test);
     flags_free(FLAGS, NUM_FLAGS);

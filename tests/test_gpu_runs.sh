@@ -76,26 +76,29 @@ for dev in cpu cuda; do
 done
 compare_curves vit 4,6 3 "3 epochs of ViT-small x"
 
-# no allocation inside a step, and few waits for the device: runs of n and 2n
-# steps counted by the emulator (CUDA_EMU_STATS); a GPU has no such counters.
+# no allocation inside a step, few waits for the device, and nothing left
+# allocated at the end: runs of n and 2n steps counted by the emulator
+# (CUDA_EMU_STATS); on a GPU, memcheck's leak check below sees the last.
 # A step waits 5 times: the batch's two uploads, the loss (and for ViT the
 # argmax: train accuracy) for the log, the gradient norm for the NaN check,
 # and for the GPT the embedding's pinned-buffer event instead of the argmax.
-device_counts() {   # stats file -> "mallocs frees waits"
-    awk '{ v[$1] = $2 } END { print v["mallocs"], v["frees"], v["waits"] }' "$1"
+device_counts() {   # stats file -> "mallocs frees waits unfreed"
+    awk '{ v[$1] = $2 } END { print v["mallocs"], v["frees"], v["waits"], v["unfreed"] }' "$1"
 }
 step_costs() {   # name, steps of the short run, steps of the long run, then the two commands
     local name=$1 n1=$2 n2=$3 a b
     CUDA_EMU_STATS="$OUT/$name.stats1" $4 > /dev/null 2>&1 &&
         CUDA_EMU_STATS="$OUT/$name.stats2" $5 > /dev/null 2>&1
     check "$name: the counted runs (see $OUT/$name.stats*)" [ $? -eq 0 ]
-    read -r m1 f1 w1 < <(device_counts "$OUT/$name.stats1")
-    read -r m2 f2 w2 < <(device_counts "$OUT/$name.stats2")
+    read -r m1 f1 w1 u1 < <(device_counts "$OUT/$name.stats1")
+    read -r m2 f2 w2 u2 < <(device_counts "$OUT/$name.stats2")
     local per=$(( (w2 - w1) / (n2 - n1) ))
     echo "$name: $m1 cudaMalloc in $n1 steps, $m2 in $n2; $per waits for the device per step"
     check "$name: no allocation inside a step ($m1 vs $m2 cudaMalloc, $f1 vs $f2 cudaFree)" \
         [ "$m1 $f1" = "$m2 $f2" ]
     check "$name: at most 5 waits for the device per step (got $per)" [ "$per" -le 5 ]
+    check "$name: everything freed by the end of the run ($u1 and $u2 objects left)" \
+        [ "$u1 $u2" = "0 0" ]
 }
 if [ "${CUDA_EMU:-0}" = 1 ]; then
     G="$TRAIN_GPT --device=cuda --layers=2 --heads=2 --embd=32 --seq=16 --batch=4 --mqar-keys=8
@@ -136,7 +139,8 @@ if [ "${CUDA_EMU:-0}" = 1 ]; then
     short_runs emulated env
 elif command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    for tool in memcheck racecheck; do short_runs "$tool" "$CS" --tool "$tool" --error-exitcode 9; done
+    short_runs memcheck "$CS" --tool memcheck --leak-check full --error-exitcode 9
+    short_runs racecheck "$CS" --tool racecheck --error-exitcode 9
 else
     echo "SKIPPED: compute-sanitizer not found"
 fi

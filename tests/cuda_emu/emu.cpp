@@ -52,17 +52,26 @@ static cudaError_t g_last_error = cudaSuccess;
 // names: tests check that a training step allocates nothing and waits for the
 // device only as often as it must. `waits`: calls after which the host has
 // waited for the device (cudaMemcpy, cudaMemset, cudaDeviceSynchronize,
-// cudaEventSynchronize, cudaMalloc, cudaFree); the async calls are not counted.
+// cudaEventSynchronize, cudaMalloc, cudaFree, cudaDeviceReset); the async
+// calls are not counted. `unfreed`: device and pinned allocations, events and
+// cuBLAS handles still live at cudaDeviceReset or at exit (what
+// compute-sanitizer's leak check would report).
 static struct {
-    unsigned long long mallocs, frees, waits, launches, gemms;
+    unsigned long long mallocs, frees, waits, launches, gemms, unfreed;
 } g_stats;
+static unsigned long long g_live_events, g_live_handles;
+
+static unsigned long long live_objects(void) {
+    return g_device.size() + g_pinned.size() + g_live_events + g_live_handles;
+}
 
 static void write_stats(void) {
     const char *path = getenv("CUDA_EMU_STATS");
     FILE *f = path ? fopen(path, "w") : NULL;
     if (!f) return;
-    fprintf(f, "mallocs %llu\nfrees %llu\nwaits %llu\nlaunches %llu\ngemms %llu\n",
-            g_stats.mallocs, g_stats.frees, g_stats.waits, g_stats.launches, g_stats.gemms);
+    fprintf(f, "mallocs %llu\nfrees %llu\nwaits %llu\nlaunches %llu\ngemms %llu\nunfreed %llu\n",
+            g_stats.mallocs, g_stats.frees, g_stats.waits, g_stats.launches, g_stats.gemms,
+            g_stats.unfreed + live_objects());
     fclose(f);
 }
 
@@ -143,6 +152,19 @@ cudaError_t cudaSetDevice(int device) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     g_stats.waits++;
+    return cudaSuccess;
+}
+
+// destroys everything the process still holds on the device, counted as unfreed
+cudaError_t cudaDeviceReset(void) {
+    g_stats.waits++;
+    g_stats.unfreed += live_objects();
+    for (auto &b : g_device) free((void *)b.first);
+    for (auto &b : g_pinned) free((void *)b.first);
+    g_device.clear();
+    g_pinned.clear();
+    g_device_used = 0;
+    g_live_events = g_live_handles = 0;
     return cudaSuccess;
 }
 
@@ -246,6 +268,7 @@ struct EmuEvent {};
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned) {
     *event = new EmuEvent{};
+    g_live_events++;
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
@@ -256,7 +279,9 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     return event ? cudaSuccess : cudaErrorInvalidValue;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    if (!event) return cudaErrorInvalidValue;
     delete event;
+    g_live_events--;
     return cudaSuccess;
 }
 
@@ -667,11 +692,13 @@ const char *cublasGetStatusString(cublasStatus_t s) {
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle) {
     *handle = new EmuCublas{0};
+    g_live_handles++;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t handle) {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     delete handle;
+    g_live_handles--;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t) {
