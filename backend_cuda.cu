@@ -1,6 +1,7 @@
 // backend_cuda.cu - the CUDA backend's op table, the process-wide cuBLAS
-// handle, and the registry of scratch buffers. backend_cuda() returns NULL (with a reason) when no usable GPU is
-// found, so callers fall back to the CPU (see backend_select in backend.c).
+// handle, and the registry of scratch buffers. backend_cuda() returns NULL
+// (with a reason) when no usable GPU is found, so callers fall back to the CPU
+// (see backend_select in backend.c).
 //
 // cuBLAS runs fp32 GEMMs in full fp32 by default (results comparable with the
 // CPU reference); TRAIN_TF32=1 in the environment, or cuda_set_tf32(1), lets
@@ -68,7 +69,6 @@ void *cuda_grow(void **buf, size_t *cap, size_t bytes) {
             CUDA_CHECK(cudaFree(*buf));
         }
         *buf = NULL;
-        *cap = 0;
         CUDA_CHECK(cudaMalloc(buf, bytes));
         *cap = bytes;
         remember_scratch(buf, cap);

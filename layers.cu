@@ -612,6 +612,7 @@ void sumsq_cuda(float *out, const float *x, size_t n) {
 
 static ParamSlice *slices_host, *slices_dev;
 static int slices_n, slices_cap;
+static size_t slices_dev_cap;
 
 static const ParamSlice *device_slices(const ParamSlice *slices, int nslices) {
     int same = nslices == slices_n;
@@ -621,15 +622,11 @@ static const ParamSlice *device_slices(const ParamSlice *slices, int nslices) {
     if (!same) {
         if (nslices > slices_cap) {
             free(slices_host);
-            if (slices_dev) {
-                CUDA_CHECK(cudaDeviceSynchronize());
-                CUDA_CHECK(cudaFree(slices_dev));
-            }
             slices_host = (ParamSlice *)malloc((size_t)nslices * sizeof(ParamSlice));
             if (!slices_host) { fprintf(stderr, "error: out of host memory\n"); exit(1); }
-            CUDA_CHECK(cudaMalloc((void **)&slices_dev, (size_t)nslices * sizeof(ParamSlice)));
             slices_cap = nslices;
         }
+        cuda_grow((void **)&slices_dev, &slices_dev_cap, (size_t)nslices * sizeof(ParamSlice));
         memset(slices_host, 0, (size_t)nslices * sizeof(ParamSlice));
         for (int s = 0; s < nslices; s++) {
             slices_host[s].offset = slices[s].offset;
@@ -969,8 +966,7 @@ void layers_cuda_shutdown(void) {
     free(emb_tokens_copy);
     emb_counts = emb_tokens_copy = NULL;
     emb_counts_cap = emb_tokens_cap = 0;
-    if (slices_dev) CUDA_CHECK(cudaFree(slices_dev));
     free(slices_host);
-    slices_dev = slices_host = NULL;
+    slices_host = NULL;
     slices_n = slices_cap = 0;
 }

@@ -382,7 +382,64 @@ static void run_gemm_past_end(void) {
     cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a, 4, c, 4, &one, c, 4);
 }
 
-int main(void) {
+// ----------------------------------------------------------------------------
+// the `unfreed` count of CUDA_EMU_STATS: what is live at cudaDeviceReset and at
+// exit. Counted in a fresh process (this program run with --leave-unfreed),
+// since the stats file is registered at a process's first cudaMalloc.
+
+static cudaEvent_t g_kept_event;   // static: still reachable for LeakSanitizer
+
+static int leave_unfreed(void) {
+    void *a = NULL, *b = NULL, *pinned = NULL;
+    cublasHandle_t h;
+    cudaMalloc(&a, 64);
+    cudaMalloc(&b, 64);
+    cudaFree(b);
+    cudaMallocHost(&pinned, 16);
+    cudaFreeHost(pinned);
+    cublasCreate(&h);
+    cublasDestroy(h);
+    cudaEventCreateWithFlags(&g_kept_event, 0);
+    cudaDeviceReset();   // a and the event: 2 unfreed
+    cudaMalloc(&a, 64);  // live at exit: 1 more
+    return 0;
+}
+
+static void test_unfreed_counted(void) {
+    char path[] = "/tmp/test_emu_stats_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("CUDA_EMU_STATS", path, 1);
+        execl("/proc/self/exe", "test_emu", "--leave-unfreed", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    unsigned long long mallocs = 0, frees = 0, unfreed = 0;
+    char key[32];
+    unsigned long long v;
+    FILE *f = fopen(path, "r");
+    while (f && fscanf(f, "%31s %llu", key, &v) == 2) {
+        if (!strcmp(key, "mallocs")) mallocs = v;
+        if (!strcmp(key, "frees")) frees = v;
+        if (!strcmp(key, "unfreed")) unfreed = v;
+    }
+    if (f) fclose(f);
+    unlink(path);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the --leave-unfreed run failed");
+    CHECK(mallocs == 3 && frees == 1, "stats: %llu mallocs and %llu frees, expected 3 and 1",
+          mallocs, frees);
+    CHECK(unfreed == 3, "stats: %llu unfreed, expected 3 (2 at cudaDeviceReset, 1 at exit)",
+          unfreed);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--leave-unfreed")) return leave_unfreed();
     test_coordinates();
     test_barrier();
     test_shared_poison();
@@ -401,6 +458,7 @@ int main(void) {
     CHECK(aborts_with(run_missing_lanes, "which the block (48 threads) does not have"),
           "a shuffle naming lanes the block lacks was not reported");
     test_racecheck_passes();
+    test_unfreed_counted();
     CHECK(aborts_with(run_write_race, "write_race_kernel (launched at"),
           "racecheck: threads writing one word went unnoticed");
     CHECK(aborts_with(run_shift_race_threads, "a race: byte"),
