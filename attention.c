@@ -15,10 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "ops.h"
+#include "ops_cpu.h"
 #include "src/common.h"
 
-size_t attention_saved_floats_cpu(int B, int NH, int T) { return (size_t)B * NH * T * T; }
+size_t attention_saved_floats_ref(int B, int NH, int T) { return (size_t)B * NH * T * T; }
 
 // may query row i attend to key j?
 static inline int attn_allowed(int mask, int i, int j) {
@@ -33,7 +33,7 @@ static double attn_scale(const AttnArgs *a) {
     return a->log_temp ? exp((double)a->log_temp[0]) : (double)a->scale;
 }
 
-void attention_forward_cpu(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
+void attention_forward_ref(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
                            int NH, const AttnArgs *args) {
     const int hs = C / NH;
     const size_t row = 3 * (size_t)C;   // qkv row stride
@@ -83,7 +83,7 @@ void attention_forward_cpu(real *out, real *y, real *saved, const real *qkv, int
     }
 }
 
-void attention_backward_cpu(real *dqkv, const real *dout, const real *qkv, const real *y,
+void attention_backward_ref(real *dqkv, const real *dout, const real *qkv, const real *y,
                             const real *saved, int B, int T, int C, int NH, const AttnArgs *args) {
     const int hs = C / NH;
     const size_t row = 3 * (size_t)C;

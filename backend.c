@@ -1,11 +1,15 @@
-// backend.c - choosing a backend: --device=auto|cpu|cuda.
+// backend.c - choosing a backend: --device=auto|cpu|ref|cuda.
 //
-// The CPU table is in layers.c. The CUDA table is in backend_cuda.cu, built
-// when nvcc is present (the Makefile then defines HAVE_CUDA); without it,
-// backend_cuda() below says so.
+// The reference table is in layers.c, the fast CPU table in layers_fast.c, the
+// CUDA table in backend_cuda.cu, built when nvcc is present (the Makefile then
+// defines HAVE_CUDA); without it, backend_cuda() below says so.
+#include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "cpu_gemm.h"
 #include "ops.h"
+#include "src/common.h"
 
 #ifndef HAVE_CUDA
 const Backend *backend_cuda(const char **why) {
@@ -16,12 +20,28 @@ const Backend *backend_cuda(const char **why) {
 
 const Backend *backend_select(const char *device, const char **why) {
     if (!strcmp(device, "cpu")) return &backend_cpu;
+    if (!strcmp(device, "ref")) return &backend_ref;
     if (!strcmp(device, "cuda")) return backend_cuda(why);
     if (!strcmp(device, "auto")) {
-        const char *ignored;
-        const Backend *cuda = backend_cuda(&ignored);
+        const char *reason = NULL;
+        const Backend *cuda = backend_cuda(&reason);
+        if (why) *why = cuda ? NULL : reason;
         return cuda ? cuda : &backend_cpu;
     }
-    if (why) *why = "unknown device (expected auto, cpu or cuda)";
+    if (why) *why = "unknown device (expected auto, cpu, ref or cuda)";
     return NULL;
+}
+
+const char *backend_cpu_gemm(void) { return gemm_library(); }
+
+const Backend *backend_from_flag(const char *device) {
+    const char *why = NULL;
+    const Backend *be = backend_select(device, &why);
+    if (!be) die("--device=%s: %s", device, why);
+    if (why) printf("device: CUDA not used: %s\n", why);
+    if (be == &backend_cpu)
+        printf("device: cpu, %d threads, GEMMs by %s\n", omp_get_max_threads(), gemm_library());
+    else if (be == &backend_ref)
+        printf("device: ref, %d threads (the CPU reference: exact and slow)\n", omp_get_max_threads());
+    return be;
 }

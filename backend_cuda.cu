@@ -98,6 +98,21 @@ static const Backend *g_result;
 static int g_tried;
 static char g_why[256];
 
+// The fused ops of ops.h as their parts, one kernel after the other (a fused
+// kernel for each is the GPU speed work's; the results are the same).
+static void residual_layernorm_forward_cuda(float *res, float *out, float *mean, float *rstd,
+                                            const float *a, const float *b, const float *weight,
+                                            const float *bias, int N, int C) {
+    add_forward_cuda(res, a, b, (size_t)N * C);
+    layernorm_forward_cuda(out, mean, rstd, res, weight, bias, N, C);
+}
+
+static void matmul_gelu_forward_cuda(float *pre, float *out, const float *inp,
+                                     const float *weight, const float *bias, int N, int C, int OC) {
+    matmul_forward_cuda(pre, inp, weight, bias, N, C, OC);
+    gelu_forward_cuda(out, pre, (size_t)N * OC);
+}
+
 static const Backend *fail(const char **why, const char *what, cudaError_t err) {
     snprintf(g_why, sizeof g_why, "no CUDA device: %s%s%s", what, err != cudaSuccess ? ": " : "",
              err != cudaSuccess ? cudaGetErrorString(err) : "");
@@ -146,7 +161,9 @@ static const Backend *init_cuda(const char **why) {
     b->embed_backward = embed_backward_cuda;
     b->layernorm_forward = layernorm_forward_cuda;
     b->layernorm_backward = layernorm_backward_cuda;
+    b->residual_layernorm_forward = residual_layernorm_forward_cuda;
     b->matmul_forward = matmul_forward_cuda;
+    b->matmul_gelu_forward = matmul_gelu_forward_cuda;
     b->matmul_backward = matmul_backward_cuda;
     b->gelu_forward = gelu_forward_cuda;
     b->gelu_backward = gelu_backward_cuda;

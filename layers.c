@@ -1,4 +1,5 @@
-// layers.c - CPU reference for every op of ops.h except attention (attention.c).
+// layers.c - the CPU reference (`--device=ref`, the oracle) for every op of ops.h
+// except attention (attention.c).
 //
 // This is the oracle the CUDA kernels (layers.cu) are tested against, so it is
 // written for clarity and exactness first. OpenMP parallelises over rows or
@@ -9,28 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "ops_cpu.h"
 #include "src/common.h"
 #include "src/rng.h"
 
 // ----------------------------------------------------------------------------
 // memory: the CPU's device memory is host memory
 
-static void *cpu_alloc(size_t bytes) { return xcalloc(1, bytes); }
-static void cpu_free(void *p) { free(p); }
-static void cpu_copy(void *dst, const void *src, size_t bytes) {
+void *cpu_alloc(size_t bytes) { return xcalloc(1, bytes); }
+void cpu_free(void *p) { free(p); }
+void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memmove(dst, src, bytes);
 }
-static void cpu_zero(void *p, size_t bytes) {
+void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
-static void cpu_synchronize(void) {}
-static void cpu_shutdown(void) {}   // the CPU ops keep nothing between calls
+void cpu_synchronize(void) {}
+static void ref_shutdown(void) {}   // the CPU ops keep nothing between calls
 
 // ----------------------------------------------------------------------------
 // embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
 
-static void embed_forward_cpu(real *out, const int *tokens, const real *wte, const real *wpe,
+void embed_forward_ref(real *out, const int *tokens, const real *wte, const real *wpe,
                               int B, int T, int C) {
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -43,7 +44,7 @@ static void embed_forward_cpu(real *out, const int *tokens, const real *wte, con
 
 // dwte[tokens[b,t],:] += dout[b,t,:];  dwpe[t,:] += sum_b dout[b,t,:]
 // Serial over positions: the scatter-add's order is then fixed.
-static void embed_backward_cpu(real *dwte, real *dwpe, const real *dout, const int *tokens,
+static void embed_backward_ref(real *dwte, real *dwpe, const real *dout, const int *tokens,
                                const int *tokens_host, int B, int T, int C) {
     (void)tokens_host;
     for (int bt = 0; bt < B * T; bt++) {
@@ -67,7 +68,7 @@ static void embed_backward_cpu(real *dwte, real *dwpe, const real *dout, const i
 //   dw += sum_rows dout * xhat,  db += sum_rows dout
 //   dx += rstd * (dxhat - mean_c(dxhat) - xhat * mean_c(dxhat * xhat)),  dxhat = dout * w
 
-static void layernorm_forward_cpu(real *out, real *mean, real *rstd, const real *inp,
+static void layernorm_forward_ref(real *out, real *mean, real *rstd, const real *inp,
                                   const real *weight, const real *bias, int N, int C) {
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
@@ -88,7 +89,7 @@ static void layernorm_forward_cpu(real *out, real *mean, real *rstd, const real 
     }
 }
 
-static void layernorm_backward_cpu(real *dinp, real *dweight, real *dbias, const real *dout,
+static void layernorm_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout,
                                    const real *inp, const real *weight, const real *mean,
                                    const real *rstd, int N, int C) {
     if (dinp) {
@@ -132,7 +133,7 @@ static void layernorm_backward_cpu(real *dinp, real *dweight, real *dbias, const
 // backward:
 //   dinp[n,c] += sum_o dout[n,o] w[o,c];  dw[o,c] += sum_n dout[n,o] inp[n,c];  db[o] += sum_n dout[n,o]
 
-static void matmul_forward_cpu(real *out, const real *inp, const real *weight, const real *bias,
+static void matmul_forward_ref(real *out, const real *inp, const real *weight, const real *bias,
                                int N, int C, int OC) {
     #pragma omp parallel for collapse(2)
     for (int n = 0; n < N; n++) {
@@ -146,7 +147,7 @@ static void matmul_forward_cpu(real *out, const real *inp, const real *weight, c
     }
 }
 
-static void matmul_backward_cpu(real *dinp, real *dweight, real *dbias, const real *dout,
+static void matmul_backward_ref(real *dinp, real *dweight, real *dbias, const real *dout,
                                 const real *inp, const real *weight, int N, int C, int OC) {
     if (dinp) {
         #pragma omp parallel for
@@ -186,7 +187,7 @@ static void matmul_backward_cpu(real *dinp, real *dweight, real *dbias, const re
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 
-static void gelu_forward_cpu(real *out, const real *inp, size_t n) {
+static void gelu_forward_ref(real *out, const real *inp, size_t n) {
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
@@ -194,7 +195,7 @@ static void gelu_forward_cpu(real *out, const real *inp, size_t n) {
     }
 }
 
-static void gelu_backward_cpu(real *dinp, const real *inp, const real *dout, size_t n) {
+static void gelu_backward_ref(real *dinp, const real *inp, const real *dout, size_t n) {
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
@@ -205,9 +206,25 @@ static void gelu_backward_cpu(real *dinp, const real *inp, const real *dout, siz
 }
 
 // out = a + b
-static void add_forward_cpu(real *out, const real *a, const real *b, size_t n) {
+void add_forward_ref(real *out, const real *a, const real *b, size_t n) {
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+// The fused ops of the table, composed of the ops above (so the reference
+// gives exactly what the separate ops give):
+// res = a + b, out = LayerNorm(res);  pre = inp W^T + b, out = GELU(pre)
+static void residual_layernorm_forward_ref(real *res, real *out, real *mean, real *rstd,
+                                           const real *a, const real *b, const real *weight,
+                                           const real *bias, int N, int C) {
+    add_forward_ref(res, a, b, (size_t)N * C);
+    layernorm_forward_ref(out, mean, rstd, res, weight, bias, N, C);
+}
+
+static void matmul_gelu_forward_ref(real *pre, real *out, const real *inp, const real *weight,
+                                    const real *bias, int N, int C, int OC) {
+    matmul_forward_ref(pre, inp, weight, bias, N, C, OC);
+    gelu_forward_ref(out, pre, (size_t)N * OC);
 }
 
 // ----------------------------------------------------------------------------
@@ -215,7 +232,7 @@ static void add_forward_cpu(real *out, const real *a, const real *b, size_t n) {
 //   p = softmax(logits[:V]);  loss = -(1-ls) log p_t - ls/V sum_k log p_k   (0 if t == -1)
 // backward: dlogits = scale * (p - (1-ls) onehot(t) - ls/V); 0 in padding and ignored rows
 
-static void xent_forward_cpu(real *losses, real *probs, int *argmax, const real *logits,
+static void xent_forward_ref(real *losses, real *probs, int *argmax, const real *logits,
                              const int *targets, int N, int V, int Vp, float smoothing) {
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
@@ -246,7 +263,7 @@ static void xent_forward_cpu(real *losses, real *probs, int *argmax, const real 
     }
 }
 
-static void xent_backward_cpu(real *dlogits, const real *probs, const int *targets, int N, int V,
+static void xent_backward_ref(real *dlogits, const real *probs, const int *targets, int N, int V,
                               int Vp, float smoothing, float scale) {
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
@@ -269,7 +286,7 @@ static void xent_backward_cpu(real *dlogits, const real *probs, const int *targe
 // ----------------------------------------------------------------------------
 // out[0] = sum_i x_i^2, in double, in a fixed order (chunk partials, then their sum)
 
-static void sumsq_cpu(real *out, const real *x, size_t n) {
+void sumsq_ref(real *out, const real *x, size_t n) {
     enum { CHUNK = 1 << 16 };
     size_t nchunks = (n + CHUNK - 1) / CHUNK;
     double *partial = xcalloc(nchunks ? nchunks : 1, sizeof(double));
@@ -298,7 +315,7 @@ static double clip_factor(const real *gnorm_sq, float clip) {
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 //   theta -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * theta)
 
-static void adamw_update_cpu(real *params, const real *grads, real *m, real *v,
+static void adamw_update_ref(real *params, const real *grads, real *m, real *v,
                              const ParamSlice *slices, int nslices, const OptimArgs *a,
                              const real *gnorm_sq) {
     real gscale = (real)clip_factor(gnorm_sq, a->clip);
@@ -321,7 +338,7 @@ static void adamw_update_cpu(real *params, const real *grads, real *m, real *v,
 //   m, v as Adam;  c_l = (sum v)^2 / (d_l sum v^2)  (1 when sum v^2 == 0)
 //   w = sqrt(c_l v / (1-b2^t) + eps);  wt = w - tau min(w)
 //   theta -= lr/(1-b1^t) * m / wt;  then theta -= lr * wd * theta when wd > 0 (decay slices)
-static void setadam_update_cpu(real *params, const real *grads, real *m, real *v,
+static void setadam_update_ref(real *params, const real *grads, real *m, real *v,
                                const ParamSlice *slices, int nslices, const OptimArgs *a,
                                const real *gnorm_sq) {
     real gscale = (real)clip_factor(gnorm_sq, a->clip);
@@ -362,7 +379,7 @@ static void setadam_update_cpu(real *params, const real *grads, real *m, real *v
 static const int SHIFT_DY[5] = {0, 0, 0, -1, 1}, SHIFT_DX[5] = {0, -1, 1, 0, 0};
 
 // out[b, n, (i P + j) Cs + s C + c] = img_s[b, c, py P + i, px P + j],  n = py (W/P) + px
-static void patchify_forward_cpu(real *out, const real *images, int B, int C, int H, int W, int P,
+void patchify_forward_ref(real *out, const real *images, int B, int C, int H, int W, int P,
                                  int shifts) {
     const int grid_w = W / P, Np = (H / P) * grid_w, S = shifts ? 5 : 1, Cs = C * S;
     const size_t PD = (size_t)P * P * Cs;
@@ -387,7 +404,7 @@ static void patchify_forward_cpu(real *out, const real *images, int B, int C, in
 }
 
 // out[b,0,:] = cls + pos[0,:];  out[b,1+i,:] = x[b,i,:] + pos[1+i,:]
-static void cls_pos_forward_cpu(real *out, const real *x, const real *cls, const real *pos, int B,
+void cls_pos_forward_ref(real *out, const real *x, const real *cls, const real *pos, int B,
                                 int Np, int D) {
     const int T = Np + 1;
     #pragma omp parallel for collapse(2)
@@ -402,7 +419,7 @@ static void cls_pos_forward_cpu(real *out, const real *x, const real *cls, const
 }
 
 // dx[b,i,:] += dout[b,1+i,:];  dcls += sum_b dout[b,0,:];  dpos[t,:] += sum_b dout[b,t,:]
-static void cls_pos_backward_cpu(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np,
+void cls_pos_backward_ref(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np,
                                  int D) {
     const int T = Np + 1;
     if (dx) {
@@ -428,7 +445,7 @@ static void cls_pos_backward_cpu(real *dx, real *dcls, real *dpos, const real *d
 static uint64_t dropout_threshold(float p) { return (uint64_t)((double)p * 9007199254740992.0); }
 
 // mask_i = keep_i / (1 - p);  out_i = inp_i mask_i
-static void dropout_forward_cpu(real *out, real *mask, const real *inp, size_t n, float p,
+void dropout_forward_ref(real *out, real *mask, const real *inp, size_t n, float p,
                                 uint64_t seed) {
     const uint64_t threshold = dropout_threshold(p);
     const real scale = (real)(1.0 / (1.0 - (double)p));
@@ -441,34 +458,28 @@ static void dropout_forward_cpu(real *out, real *mask, const real *inp, size_t n
 }
 
 // dinp += dout * mask
-static void dropout_backward_cpu(real *dinp, const real *dout, const real *mask, size_t n) {
+void dropout_backward_ref(real *dinp, const real *dout, const real *mask, size_t n) {
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
 // out[b,:] = x[b,0,:]
-static void cls_select_forward_cpu(real *out, const real *x, int B, int T, int D) {
+void cls_select_forward_ref(real *out, const real *x, int B, int T, int D) {
     for (int b = 0; b < B; b++)
         memcpy(out + (size_t)b * D, x + (size_t)b * T * D, (size_t)D * sizeof(real));
 }
 
 // dx[b,0,:] += dout[b,:]
-static void cls_select_backward_cpu(real *dx, const real *dout, int B, int T, int D) {
+void cls_select_backward_ref(real *dx, const real *dout, int B, int T, int D) {
     for (int b = 0; b < B; b++)
         for (int d = 0; d < D; d++) dx[(size_t)b * T * D + d] += dout[(size_t)b * D + d];
 }
 
 // ----------------------------------------------------------------------------
-// the CPU backend's table (attention ops are in attention.c)
+// the reference backend's table (attention ops are in attention.c)
 
-size_t attention_saved_floats_cpu(int B, int NH, int T);
-void attention_forward_cpu(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
-                           int NH, const AttnArgs *args);
-void attention_backward_cpu(real *dqkv, const real *dout, const real *qkv, const real *y,
-                            const real *saved, int B, int T, int C, int NH, const AttnArgs *args);
-
-const Backend backend_cpu = {
-    .name = "cpu",
+const Backend backend_ref = {
+    .name = "ref",
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_copy,
@@ -476,29 +487,31 @@ const Backend backend_cpu = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .synchronize = cpu_synchronize,
-    .shutdown = cpu_shutdown,
-    .embed_forward = embed_forward_cpu,
-    .embed_backward = embed_backward_cpu,
-    .layernorm_forward = layernorm_forward_cpu,
-    .layernorm_backward = layernorm_backward_cpu,
-    .matmul_forward = matmul_forward_cpu,
-    .matmul_backward = matmul_backward_cpu,
-    .gelu_forward = gelu_forward_cpu,
-    .gelu_backward = gelu_backward_cpu,
-    .add_forward = add_forward_cpu,
-    .attention_saved_floats = attention_saved_floats_cpu,
-    .attention_forward = attention_forward_cpu,
-    .attention_backward = attention_backward_cpu,
-    .xent_forward = xent_forward_cpu,
-    .xent_backward = xent_backward_cpu,
-    .sumsq = sumsq_cpu,
-    .adamw_update = adamw_update_cpu,
-    .setadam_update = setadam_update_cpu,
-    .patchify_forward = patchify_forward_cpu,
-    .cls_pos_forward = cls_pos_forward_cpu,
-    .cls_pos_backward = cls_pos_backward_cpu,
-    .dropout_forward = dropout_forward_cpu,
-    .dropout_backward = dropout_backward_cpu,
-    .cls_select_forward = cls_select_forward_cpu,
-    .cls_select_backward = cls_select_backward_cpu,
+    .shutdown = ref_shutdown,
+    .embed_forward = embed_forward_ref,
+    .embed_backward = embed_backward_ref,
+    .layernorm_forward = layernorm_forward_ref,
+    .layernorm_backward = layernorm_backward_ref,
+    .residual_layernorm_forward = residual_layernorm_forward_ref,
+    .matmul_forward = matmul_forward_ref,
+    .matmul_gelu_forward = matmul_gelu_forward_ref,
+    .matmul_backward = matmul_backward_ref,
+    .gelu_forward = gelu_forward_ref,
+    .gelu_backward = gelu_backward_ref,
+    .add_forward = add_forward_ref,
+    .attention_saved_floats = attention_saved_floats_ref,
+    .attention_forward = attention_forward_ref,
+    .attention_backward = attention_backward_ref,
+    .xent_forward = xent_forward_ref,
+    .xent_backward = xent_backward_ref,
+    .sumsq = sumsq_ref,
+    .adamw_update = adamw_update_ref,
+    .setadam_update = setadam_update_ref,
+    .patchify_forward = patchify_forward_ref,
+    .cls_pos_forward = cls_pos_forward_ref,
+    .cls_pos_backward = cls_pos_backward_ref,
+    .dropout_forward = dropout_forward_ref,
+    .dropout_backward = dropout_backward_ref,
+    .cls_select_forward = cls_select_forward_ref,
+    .cls_select_backward = cls_select_backward_ref,
 };

@@ -2,10 +2,15 @@
 //
 // The models (src/gpt.c, src/vit.c) and the optimizer driver call layers only
 // through a `const Backend *`, so they never know which device they run on.
-// The CPU reference lives in attention.c and layers.c (C + OpenMP); the CUDA
-// backend in attention.cu and layers.cu. Each op's math is written once, in a
-// short comment above its CPU reference; the CUDA kernel sits in the .cu file
-// of the same name.
+// Three backends implement it:
+// - backend_ref (`--device=ref`): the CPU reference in attention.c and
+//   layers.c (C + OpenMP, double accumulators), the oracle every other
+//   backend is tested against;
+// - backend_cpu (`--device=cpu`): the fast CPU backend in attention_fast.c and
+//   layers_fast.c (SGEMM through OpenBLAS, blocked attention, fused passes);
+// - the CUDA backend in attention.cu and layers.cu.
+// Each op's math is written once, in a short comment above its reference;
+// the other implementations sit in the files of the same name.
 //
 // Conventions shared by every op:
 // - Tensors are row-major and contiguous; pointers are device pointers of the
@@ -16,10 +21,12 @@
 //   may be NULL where that gradient is not wanted (for example dbias when the
 //   layer has no bias). The one exception is xent_backward, which starts the
 //   backward pass and overwrites dlogits.
+// - Fused ops (residual_layernorm_forward, matmul_gelu_forward) give what
+//   their parts give; a backend fuses them to save passes over memory.
 // - Matmul weights are stored (out, in), as PyTorch and llm.c store them.
 // - `real` is float. The CPU reference can also be compiled with
 //   -DREAL=double, which is how the tests take finite differences in double
-//   precision; the CUDA backend is float only.
+//   precision; the fast CPU and CUDA backends are float only.
 #ifndef OPS_H
 #define OPS_H
 
@@ -69,7 +76,7 @@ typedef struct {
 // the table
 
 typedef struct Backend {
-    const char *name;   // "cpu" or "cuda"
+    const char *name;   // "ref", "cpu" or "cuda"
 
     // memory: device allocations, copies, zeroing, waiting for queued work
     void *(*alloc)(size_t bytes);   // zero-filled; exits with a message on failure
@@ -99,11 +106,21 @@ typedef struct Backend {
                                const real *inp, const real *weight, const real *mean,
                                const real *rstd, int N, int C);
 
+    // res = a + b, then out = LayerNorm(res) as layernorm_forward: the residual
+    // connection fused with the LayerNorm that follows it. bias may be NULL.
+    void (*residual_layernorm_forward)(real *res, real *out, real *mean, real *rstd,
+                                       const real *a, const real *b, const real *weight,
+                                       const real *bias, int N, int C);
+
     // out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC]; bias may be NULL.
     void (*matmul_forward)(real *out, const real *inp, const real *weight, const real *bias,
                            int N, int C, int OC);
     void (*matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
                             const real *inp, const real *weight, int N, int C, int OC);
+    // pre = matmul_forward(inp, weight, bias), out = GELU(pre): the MLP's first
+    // Linear with its activation (pre is kept for gelu_backward)
+    void (*matmul_gelu_forward)(real *pre, real *out, const real *inp, const real *weight,
+                                const real *bias, int N, int C, int OC);
 
     // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
     void (*gelu_forward)(real *out, const real *inp, size_t n);
@@ -179,11 +196,19 @@ typedef struct Backend {
     void (*cls_select_backward)(real *dx, const real *dout, int B, int T, int D);
 } Backend;
 
-// backend.c
-extern const Backend backend_cpu;
+extern const Backend backend_ref;   // layers.c
+extern const Backend backend_cpu;   // layers_fast.c (not in -DREAL=double builds)
 // NULL when this build has no CUDA backend or no usable GPU; *why says which.
 const Backend *backend_cuda(const char **why);
-// "auto", "cpu" or "cuda" -> a backend, or NULL with *why set.
+// backend.c: "auto", "cpu", "ref" or "cuda" -> a backend, or NULL with *why
+// set. "auto" is CUDA when usable, else the fast CPU backend; then *why (when
+// why is not NULL) says why CUDA was not used, and is NULL when it was.
 const Backend *backend_select(const char *device, const char **why);
+// the library behind the fast CPU backend's GEMMs, for the trainers' banner
+const char *backend_cpu_gemm(void);
+// backend_select for a trainer's --device flag: dies naming the flag when the
+// device cannot be had; prints one line saying what runs (and, for auto on
+// the CPU, why CUDA was not used)
+const Backend *backend_from_flag(const char *device);
 
 #endif

@@ -95,7 +95,8 @@ static Flag FLAGS[] = {
     STR_FLAG("tokenizer", &S.tokenizer, "", NULL, "llm.c tokenizer .bin (decoding only) for samples"),
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 30, "checkpoint every N steps (0: never)"),
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>-s<seed>"),
-    STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
+             "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
@@ -207,9 +208,7 @@ int main(int argc, char **argv) {
         die_usage("--sample-every=%d needs token data (--data=FILES): mqar has no text", S.sample_every);
     if (*S.vocab_dir && *S.tokenizer) die_usage("--vocab-dir and --tokenizer: give one, not both");
 
-    const char *why = NULL;
-    const Backend *be = backend_select(S.device, &why);
-    if (!be) die("--device=%s: %s", S.device, why);
+    const Backend *be = backend_from_flag(S.device);
 
     // run directory
     char default_dir[256];

@@ -171,7 +171,7 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
     if (B < 1 || B > m->max_batch || T < 1 || T > c->max_seq)
         die("gpt_forward: batch %dx%d exceeds the model's %dx%d", B, T, m->max_batch, c->max_seq);
     const int C = c->embd, NH = c->heads, Vp = c->padded_vocab;
-    const size_t N = (size_t)B * T, NC = N * C;
+    const size_t N = (size_t)B * T;
     const size_t Nmax = (size_t)m->max_batch * c->max_seq;
     const size_t saved = be->attention_saved_floats(m->max_batch, NH, c->max_seq);
     m->B = B;
@@ -180,6 +180,10 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
     be->upload(m->inputs, inputs, N * sizeof(int));
 
     be->embed_forward(m->encoded, m->inputs, m->wte, m->wpe, B, T, C);
+    // layer 0's LN1 reads the embeddings; every later LayerNorm is fused with
+    // the residual add in front of it (the next layer's LN1, or LNf)
+    be->layernorm_forward(m->ln1, m->ln1_mean, m->ln1_rstd, m->encoded, m->ln1w, m->ln1b,
+                          (int)N, C);
     AttnArgs aa = attn_args(m);
     const real *x = m->encoded;
     for (int l = 0; l < c->layers; l++) {
@@ -190,25 +194,28 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
         real *fch = m->fch + lo * 4 * C, *fch_gelu = m->fch_gelu + lo * 4 * C;
         real *fcproj = m->fcproj + lo * C, *res3 = m->residual3 + lo * C;
         const size_t lC = (size_t)l * C;
-        be->layernorm_forward(ln1, m->ln1_mean + lo, m->ln1_rstd + lo, x, m->ln1w + lC,
-                              m->ln1b ? m->ln1b + lC : NULL, (int)N, C);
         be->matmul_forward(qkv, ln1, m->qkvw + lC * 3 * C, m->qkvb ? m->qkvb + lC * 3 : NULL,
                            (int)N, C, 3 * C);
         be->attention_forward(atto, atty, m->att_saved + l * saved, qkv, B, T, C, NH, &aa);
         be->matmul_forward(attproj, atto, m->attprojw + lC * C,
                            m->attprojb ? m->attprojb + lC : NULL, (int)N, C, C);
-        be->add_forward(res2, x, attproj, NC);
-        be->layernorm_forward(ln2, m->ln2_mean + lo, m->ln2_rstd + lo, res2, m->ln2w + lC,
-                              m->ln2b ? m->ln2b + lC : NULL, (int)N, C);
-        be->matmul_forward(fch, ln2, m->fcw + lC * 4 * C, m->fcb ? m->fcb + lC * 4 : NULL,
-                           (int)N, C, 4 * C);
-        be->gelu_forward(fch_gelu, fch, N * 4 * C);
+        be->residual_layernorm_forward(res2, ln2, m->ln2_mean + lo, m->ln2_rstd + lo, x, attproj,
+                                       m->ln2w + lC, m->ln2b ? m->ln2b + lC : NULL, (int)N, C);
+        be->matmul_gelu_forward(fch, fch_gelu, ln2, m->fcw + lC * 4 * C,
+                                m->fcb ? m->fcb + lC * 4 : NULL, (int)N, C, 4 * C);
         be->matmul_forward(fcproj, fch_gelu, m->fcprojw + lC * 4 * C,
                            m->fcprojb ? m->fcprojb + lC : NULL, (int)N, 4 * C, C);
-        be->add_forward(res3, res2, fcproj, NC);
+        if (l + 1 < c->layers) {
+            const size_t no = lo + Nmax, nC = lC + C;   // the next layer's LN1
+            be->residual_layernorm_forward(res3, m->ln1 + no * C, m->ln1_mean + no,
+                                           m->ln1_rstd + no, res2, fcproj, m->ln1w + nC,
+                                           m->ln1b ? m->ln1b + nC : NULL, (int)N, C);
+        } else {
+            be->residual_layernorm_forward(res3, m->lnf, m->lnf_mean, m->lnf_rstd, res2, fcproj,
+                                           m->lnfw, m->lnfb, (int)N, C);
+        }
         x = res3;
     }
-    be->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->lnfw, m->lnfb, (int)N, C);
     be->matmul_forward(m->logits, m->lnf, m->wte, NULL, (int)N, C, Vp);
     if (!targets) return 0;
 

@@ -314,12 +314,18 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
         be->dropout_forward(m->encoded, m->emb_mask, m->encoded, N * D, c->emb_dropout,
                             site_seed(dropout_seed, 0));
 
+    // layer 0's LN1 reads the embeddings; every later one is fused with the
+    // residual add in front of it
     const real *x = m->encoded;
+    if (c->depth > 0) {
+        LayerActs a0 = layer_acts(m, 0);
+        LayerParams w0 = layer_params(m, 0, 0);
+        be->layernorm_forward(a0.ln1, a0.ln1_mean, a0.ln1_rstd, x, w0.ln1w, w0.ln1b, (int)N, D);
+    }
     for (int l = 0; l < c->depth; l++) {
         LayerActs a = layer_acts(m, l);
         LayerParams w = layer_params(m, l, 0);
         AttnArgs aa = attn_args(m, l);
-        be->layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, (int)N, D);
         be->matmul_forward(a.qkv, a.ln1, w.qkvw, NULL, (int)N, D, 3 * D);
         be->attention_forward(a.atto, a.atty, a.att_saved, a.qkv, B, T, D, c->heads, &aa);
         const real *branch = a.atto;
@@ -330,10 +336,9 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
                                     site_seed(dropout_seed, 1 + 3 * l));
             branch = a.attproj;
         }
-        be->add_forward(a.residual2, x, branch, N * D);
-        be->layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w, w.ln2b, (int)N, D);
-        be->matmul_forward(a.fch, a.ln2, w.fcw, w.fcb, (int)N, D, M);
-        be->gelu_forward(a.fch_gelu, a.fch, N * M);
+        be->residual_layernorm_forward(a.residual2, a.ln2, a.ln2_mean, a.ln2_rstd, x, branch, w.ln2w,
+                                       w.ln2b, (int)N, D);
+        be->matmul_gelu_forward(a.fch, a.fch_gelu, a.ln2, w.fcw, w.fcb, (int)N, D, M);
         if (drop)
             be->dropout_forward(a.fch_gelu, a.fch_mask, a.fch_gelu, N * M, c->dropout,
                                 site_seed(dropout_seed, 2 + 3 * l));
@@ -341,7 +346,14 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
         if (drop)
             be->dropout_forward(a.fcproj, a.fcproj_mask, a.fcproj, N * D, c->dropout,
                                 site_seed(dropout_seed, 3 + 3 * l));
-        be->add_forward(a.residual3, a.residual2, a.fcproj, N * D);
+        if (l + 1 < c->depth) {
+            LayerActs an = layer_acts(m, l + 1);
+            LayerParams wn = layer_params(m, l + 1, 0);
+            be->residual_layernorm_forward(a.residual3, an.ln1, an.ln1_mean, an.ln1_rstd, a.residual2,
+                                           a.fcproj, wn.ln1w, wn.ln1b, (int)N, D);
+        } else {
+            be->add_forward(a.residual3, a.residual2, a.fcproj, N * D);
+        }
         x = a.residual3;
     }
 

@@ -17,7 +17,7 @@
 
 _Static_assert(sizeof(real) == sizeof(double), "finite differences need -DREAL=double");
 
-static const Backend *be = &backend_cpu;
+static const Backend *be = &backend_ref;
 static Rng rng;
 static const double H = 1e-5, TOL = 1e-7;
 

@@ -20,7 +20,7 @@
 #include "tests/test.h"
 
 enum { MAGIC_IN = 0x47505449, MAGIC_REF = 0x47505452 };
-static const Backend *be = &backend_cpu;
+static const Backend *be = &backend_ref;
 
 typedef struct {
     const char *name;

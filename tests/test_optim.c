@@ -7,7 +7,7 @@
 #include "src/optim.h"
 #include "tests/test.h"
 
-static const Backend *be = &backend_cpu;
+static const Backend *be = &backend_ref;
 
 static void test_setadam_worked_example(void) {
     // ../shared/spec/setadam.md: one tensor, theta_0 = 0, g_1 = [0.1, -0.2, 0.3]

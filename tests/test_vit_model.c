@@ -20,7 +20,7 @@
 #include "tests/test.h"
 
 enum { MAGIC_IN = 0x56495449, MAGIC_REF = 0x56495452, TB = 3 };
-static const Backend *be = &backend_cpu;
+static const Backend *be = &backend_ref;
 
 typedef struct {
     const char *name;

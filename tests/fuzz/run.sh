@@ -24,7 +24,7 @@ scale=${FUZZ_SCALE:-1}
 declare -A RUNS=([tokens]=12000 [ckpt]=250000 [config]=350000 [images]=100000 [tokenizer]=250000)
 declare -A SOURCES=(
     [tokens]="src/tokens.c src/common.c"
-    [ckpt]="src/ckpt.c src/gpt.c src/params.c src/common.c layers.c attention.c backend.c"
+    [ckpt]="src/ckpt.c src/gpt.c src/params.c src/common.c layers.c attention.c"
     [config]="src/flags.c src/common.c"
     [images]="src/images.c src/common.c"
     [tokenizer]="src/tokenizer.c src/unicode_tables.c src/common.c"

@@ -1,0 +1,136 @@
+// cpu_gemm.c - SGEMM for the fast CPU backend: OpenBLAS, or a blocked kernel.
+//
+// With HAVE_CBLAS, gemm() is cblas_sgemm. OpenBLAS's OpenMP build runs on the
+// caller's OpenMP threads outside a parallel region and on one thread inside
+// one (attention calls it per tile from inside a region), so its threads and
+// ours never oversubscribe the cores.
+//
+// Without OpenBLAS, the fallback below is the usual three-level blocking
+// (Goto's): for each NC-wide column block and KC-deep slice of K, B is packed
+// into NR-wide panels, then each thread packs MC-row blocks of A into MR-row
+// panels and runs an MR x NR register-tile kernel over them. The kernel is
+// written with GCC vector extensions, so -march decides the instruction set.
+// Each C element is summed over K in one fixed order (KC slices in turn, k in
+// turn within a slice), whatever the number of threads.
+#include "cpu_gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_CBLAS
+#include <cblas.h>
+#include <stdio.h>
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char *gemm_library(void) {
+    static char name[128];
+    int par = openblas_get_parallel();
+    snprintf(name, sizeof name, "%s (%s)", openblas_get_config(),
+             par == 2 ? "openmp" : par == 1 ? "pthread: threads may fight OpenMP's" : "serial");
+    return name;
+}
+
+#else  // the project's own blocked kernel
+
+#include <omp.h>
+
+#include "src/common.h"
+
+enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 1024 };
+typedef float vecNR __attribute__((vector_size(NR * sizeof(float))));
+
+// c[0:mr, 0:nr] += alpha * a_panel (MR x kc) b_panel (kc x NR): the register tile.
+// Where time goes: kc * MR broadcast-FMAs of an NR-wide vector.
+static void kernel(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
+                   int mr, int nr, float alpha) {
+    vecNR acc[MR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        vecNR bv;
+        memcpy(&bv, b + (size_t)k * NR, sizeof bv);
+        for (int i = 0; i < MR; i++) acc[i] += a[k * MR + i] * bv;
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] += alpha * acc[i][j];
+}
+
+// op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels, zero-padded: bp[panel][k][NR]
+static void pack_b(float *bp, const float *B, int ldb, int trans_b, int pc, int kc, int jc, int nc) {
+    const int panels = (nc + NR - 1) / NR;
+    #pragma omp parallel for if (!omp_in_parallel())
+    for (int p = 0; p < panels; p++) {
+        float *dst = bp + (size_t)p * kc * NR;
+        for (int k = 0; k < kc; k++) {
+            for (int j = 0; j < NR; j++) {
+                int col = jc + p * NR + j;
+                dst[k * NR + j] = p * NR + j >= nc ? 0
+                                  : trans_b ? B[(size_t)col * ldb + pc + k]
+                                            : B[(size_t)(pc + k) * ldb + col];
+            }
+        }
+    }
+}
+
+// op(A)[ic:ic+mc, pc:pc+kc] into MR-row panels, zero-padded: ap[panel][k][MR]
+static void pack_a(float *ap, const float *A, int lda, int trans_a, int ic, int mc, int pc, int kc) {
+    for (int p = 0; p < (mc + MR - 1) / MR; p++) {
+        float *dst = ap + (size_t)p * kc * MR;
+        for (int k = 0; k < kc; k++) {
+            for (int i = 0; i < MR; i++) {
+                int row = ic + p * MR + i;
+                dst[k * MR + i] = p * MR + i >= mc ? 0
+                                  : trans_a ? A[(size_t)(pc + k) * lda + row]
+                                            : A[(size_t)row * lda + pc + k];
+            }
+        }
+    }
+}
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (beta != 1.0f) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+    }
+    if (K <= 0 || alpha == 0.0f) return;
+    float *bp = xmalloc((size_t)KC * (NC + NR) * sizeof(float));
+    for (int jc = 0; jc < N; jc += NC) {
+        const int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += KC) {
+            const int kc = K - pc < KC ? K - pc : KC;
+            pack_b(bp, B, ldb, trans_b, pc, kc, jc, nc);
+            #pragma omp parallel if (!omp_in_parallel())
+            {
+                float *ap = xmalloc((size_t)KC * (MC + MR) * sizeof(float));
+                #pragma omp for schedule(static)
+                for (int ic = 0; ic < M; ic += MC) {
+                    const int mc = M - ic < MC ? M - ic : MC;
+                    pack_a(ap, A, lda, trans_a, ic, mc, pc, kc);
+                    for (int jp = 0; jp < nc; jp += NR) {
+                        for (int ip = 0; ip < mc; ip += MR) {
+                            kernel(kc, ap + (size_t)(ip / MR) * kc * MR, bp + (size_t)(jp / NR) * kc * NR,
+                                   C + (size_t)(ic + ip) * ldc + jc + jp, ldc,
+                                   mc - ip < MR ? mc - ip : MR, nc - jp < NR ? nc - jp : NR, alpha);
+                        }
+                    }
+                }
+                free(ap);
+            }
+        }
+    }
+    free(bp);
+}
+
+const char *gemm_library(void) {
+    return "the project's blocked SGEMM (OpenBLAS not found at build time)";
+}
+
+#endif

@@ -1,0 +1,458 @@
+// layers_fast.c - the fast CPU backend (`--device=cpu`): every op of ops.h.
+//
+// The math of each op is written above its reference in layers.c; this file
+// computes the same in float, with the matmuls in SGEMM (cpu_gemm.h),
+// vectorised exp/erfc (cpu_math.h), and fused passes where memory traffic
+// dominates: bias + GELU, residual add + LayerNorm, softmax + cross-entropy in
+// place over the logits, the AdamW step in one pass. Attention is in
+// attention_fast.c. The tests (tests/test_fast.c) hold every op to the
+// reference.
+//
+// Determinism: every reduction over rows (bias and LayerNorm gradients, the
+// embedding's scatter-add, SET-Adam's statistics) is summed in fixed chunks and
+// the chunks in a fixed order, so those do not depend on the thread count;
+// OpenBLAS's SGEMM may split its work by the thread count, so results are
+// bit-identical run to run for the same thread count (README).
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_gemm.h"
+#include "cpu_math.h"
+#include "ops_cpu.h"
+#include "src/common.h"
+
+#ifdef __cplusplus
+#error "C only"
+#endif
+
+// ----------------------------------------------------------------------------
+// scratch: grow-only buffers, freed at shutdown
+
+static float *scratch_buf[SCRATCH_SLOTS];
+static size_t scratch_len[SCRATCH_SLOTS];
+
+float *fast_scratch(int slot, size_t floats) {
+    if (floats > scratch_len[slot]) {
+        free(scratch_buf[slot]);
+        scratch_buf[slot] = xmalloc(floats * sizeof(float));
+        scratch_len[slot] = floats;
+    }
+    return scratch_buf[slot];
+}
+
+void fast_scratch_free(void) {
+    for (int k = 0; k < SCRATCH_SLOTS; k++) {
+        free(scratch_buf[k]);
+        scratch_buf[k] = NULL;
+        scratch_len[k] = 0;
+    }
+}
+
+static void fast_shutdown(void) { fast_scratch_free(); }
+
+// Column sums in fixed chunks of ROWS_PER_CHUNK rows: part[k][c] = sum of rows
+// in chunk k of f(row, c). Then out[c] += sum_k part[k][c] in k order.
+enum { ROWS_PER_CHUNK = 64 };
+
+static int num_chunks(int N) { return (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK; }
+
+// out[c] += sum_k part[k * C + c]
+static void add_chunk_sums(real *out, const float *part, int nchunks, int C) {
+    #pragma omp parallel for
+    for (int c = 0; c < C; c++) {
+        float acc = 0;
+        for (int k = 0; k < nchunks; k++) acc += part[(size_t)k * C + c];
+        out[c] += acc;
+    }
+}
+
+// out[c] += sum_n x[n, c]: the bias gradient of a Linear layer (x: N x C)
+static void column_sums(real *out, const real *x, int N, int C) {
+    const int nchunks = num_chunks(N);
+    float *part = fast_scratch(SCRATCH_REDUCE, (size_t)nchunks * C);
+    #pragma omp parallel for
+    for (int k = 0; k < nchunks; k++) {
+        float *p = part + (size_t)k * C;
+        memset(p, 0, C * sizeof(float));
+        const int end = (k + 1) * ROWS_PER_CHUNK < N ? (k + 1) * ROWS_PER_CHUNK : N;
+        for (int n = k * ROWS_PER_CHUNK; n < end; n++) {
+            const real *xn = x + (size_t)n * C;
+            #pragma omp simd
+            for (int c = 0; c < C; c++) p[c] += xn[c];
+        }
+    }
+    add_chunk_sums(out, part, nchunks, C);
+}
+
+// ----------------------------------------------------------------------------
+// embedding backward: dwte[tokens[b,t],:] += dout[b,t,:];  dwpe[t,:] += sum_b dout[b,t,:]
+// Threads own column ranges; within one, positions are added in order.
+
+static void embed_backward_fast(real *dwte, real *dwpe, const real *dout, const int *tokens,
+                                const int *tokens_host, int B, int T, int C) {
+    (void)tokens_host;
+    enum { COLS = 64 };
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += COLS) {
+        const int c1 = c0 + COLS < C ? c0 + COLS : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            const real *d = dout + (size_t)bt * C;
+            if (dwte) {
+                real *g = dwte + (size_t)tokens[bt] * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwpe) {
+                real *g = dwpe + (size_t)(bt % T) * C;
+                for (int c = c0; c < c1; c++) g[c] += d[c];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm (math in layers.c), one row per iteration, two passes for the
+// statistics; residual_layernorm_forward adds the residual in the same pass.
+
+static inline void layernorm_row(real *o, real *mean, real *rstd, const real *x, const real *w,
+                                 const real *b, int C) {
+    float s = 0;
+    #pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; c++) s += x[c];
+    const float m = s / C;
+    float v = 0;
+    #pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+    const float r = 1.0f / sqrtf(v / C + 1e-5f);
+    if (b) {
+        #pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
+    } else {
+        #pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c];
+    }
+    *mean = m;
+    *rstd = r;
+}
+
+static void layernorm_forward_fast(real *out, real *mean, real *rstd, const real *inp,
+                                   const real *weight, const real *bias, int N, int C) {
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight, bias, C);
+}
+
+// res = a + b;  out = LayerNorm(res)
+static void residual_layernorm_forward_fast(real *res, real *out, real *mean, real *rstd,
+                                            const real *a, const real *b, const real *weight,
+                                            const real *bias, int N, int C) {
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        real *r = res + (size_t)n * C;
+        const real *an = a + (size_t)n * C, *bn = b + (size_t)n * C;
+        #pragma omp simd
+        for (int c = 0; c < C; c++) r[c] = an[c] + bn[c];
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, r, weight, bias, C);
+    }
+}
+
+// Without contracted multiply-adds: dxhat - mean(dxhat) must cancel exactly
+// where it does in exact arithmetic (C = 1), not leave the rounding of d w.
+__attribute__((optimize("fp-contract=off")))
+static void layernorm_backward_fast(real *dinp, real *dweight, real *dbias, const real *dout,
+                                    const real *inp, const real *weight, const real *mean,
+                                    const real *rstd, int N, int C) {
+    const int nchunks = num_chunks(N);
+    const int want_params = dweight || dbias;
+    // per chunk: sum dout * xhat (C), then sum dout (C)
+    float *part = want_params ? fast_scratch(SCRATCH_REDUCE, (size_t)nchunks * 2 * C) : NULL;
+    #pragma omp parallel for
+    for (int k = 0; k < nchunks; k++) {
+        float *pw = part ? part + (size_t)k * 2 * C : NULL, *pb = pw ? pw + C : NULL;
+        if (pw) memset(pw, 0, 2 * C * sizeof(float));
+        const int end = (k + 1) * ROWS_PER_CHUNK < N ? (k + 1) * ROWS_PER_CHUNK : N;
+        for (int n = k * ROWS_PER_CHUNK; n < end; n++) {
+            const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            const float m = mean[n], r = rstd[n];
+            if (pw) {
+                #pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    pw[c] += d[c] * ((x[c] - m) * r);
+                    pb[c] += d[c];
+                }
+            }
+            if (!dinp) continue;
+            float sum_dxhat = 0, sum_dxhat_xhat = 0;
+            #pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
+            for (int c = 0; c < C; c++) {
+                const float dxhat = d[c] * weight[c];
+                sum_dxhat += dxhat;
+                sum_dxhat_xhat += dxhat * ((x[c] - m) * r);
+            }
+            const float mean_dxhat = sum_dxhat / C, mean_dxhat_xhat = sum_dxhat_xhat / C;
+            real *dx = dinp + (size_t)n * C;
+            #pragma omp simd
+            for (int c = 0; c < C; c++) {
+                const float xhat = (x[c] - m) * r;
+                dx[c] += r * (d[c] * weight[c] - mean_dxhat - xhat * mean_dxhat_xhat);
+            }
+        }
+    }
+    if (!want_params) return;
+    #pragma omp parallel for
+    for (int c = 0; c < C; c++) {
+        float gw = 0, gb = 0;
+        for (int k = 0; k < nchunks; k++) {
+            gw += part[(size_t)k * 2 * C + c];
+            gb += part[(size_t)k * 2 * C + C + c];
+        }
+        if (dweight) dweight[c] += gw;
+        if (dbias) dbias[c] += gb;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// matmul: out = inp W^T + b in one SGEMM with the bias broadcast into out
+// first (beta = 1); backward: dinp += dout W, dW += dout^T inp, db += column sums.
+
+static void matmul_forward_fast(real *out, const real *inp, const real *weight, const real *bias,
+                                int N, int C, int OC) {
+    if (bias) {
+        #pragma omp parallel for
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, OC * sizeof(real));
+    }
+    gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
+static void matmul_backward_fast(real *dinp, real *dweight, real *dbias, const real *dout,
+                                 const real *inp, const real *weight, int N, int C, int OC) {
+    if (dinp) gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) column_sums(dbias, dout, N, OC);
+}
+
+// ----------------------------------------------------------------------------
+// GELU: Phi(x) = erfc(-x / sqrt 2) / 2;  out = x Phi(x);  d/dx = Phi(x) + x phi(x)
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+static inline float gelu_fast(float x) { return 0.5f * x * erfc_fast(-x * INV_SQRT2); }
+
+static void gelu_forward_fast(real *out, const real *inp, size_t n) {
+    #pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) out[i] = gelu_fast(inp[i]);
+}
+
+static void gelu_backward_fast(real *dinp, const real *inp, const real *dout, size_t n) {
+    #pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        const float cdf = 0.5f * erfc_fast(-x * INV_SQRT2);
+        const float pdf = INV_SQRT_2PI * exp_fast(-0.5f * x * x);
+        dinp[i] += (cdf + x * pdf) * dout[i];
+    }
+}
+
+// pre = inp W^T + b (one SGEMM, as matmul_forward), then out = GELU(pre) row
+// block by row block right after, while the block is still in cache.
+static void matmul_gelu_forward_fast(real *pre, real *out, const real *inp, const real *weight,
+                                     const real *bias, int N, int C, int OC) {
+    enum { ROWS = 32 };
+    #pragma omp parallel for schedule(static)
+    for (int n0 = 0; n0 < N; n0 += ROWS) {
+        const int rows = N - n0 < ROWS ? N - n0 : ROWS;
+        real *p = pre + (size_t)n0 * OC, *o = out + (size_t)n0 * OC;
+        if (bias)
+            for (int r = 0; r < rows; r++) memcpy(p + (size_t)r * OC, bias, OC * sizeof(real));
+        gemm(0, 1, rows, OC, C, 1.0f, inp + (size_t)n0 * C, C, weight, C, bias ? 1.0f : 0.0f, p, OC);
+        #pragma omp simd
+        for (size_t i = 0; i < (size_t)rows * OC; i++) o[i] = gelu_fast(p[i]);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// softmax cross-entropy (math in layers.c), one row per iteration, in place
+
+static void xent_forward_fast(real *losses, real *probs, int *argmax, const real *logits,
+                              const int *targets, int N, int V, int Vp, float smoothing) {
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const real *z = logits + (size_t)n * Vp;
+        float maxz = -INFINITY;
+        int best = 0;
+        for (int k = 0; k < V; k++) {
+            if (z[k] > maxz) {
+                maxz = z[k];
+                best = k;
+            }
+        }
+        const int t = targets ? targets[n] : -1;
+        const float zt = t >= 0 && t < V ? z[t] : 0;
+        float sum = 0, sum_z = 0;
+        real *p = probs + (size_t)n * Vp;
+        // z may alias p: e^(z - max) overwrites z as it is read
+        #pragma omp simd reduction(+ : sum, sum_z)
+        for (int k = 0; k < V; k++) {
+            const float zk = z[k];
+            sum_z += zk;
+            const float e = exp_fast(zk - maxz);
+            p[k] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / sum, logsum = maxz + logf(sum);
+        #pragma omp simd
+        for (int k = 0; k < V; k++) p[k] *= inv;
+        for (int k = V; k < Vp; k++) p[k] = 0;
+        float loss = 0;
+        if (t >= 0 && t < V) {
+            loss = (1.0f - smoothing) * (logsum - zt);
+            if (smoothing != 0) loss += smoothing * (logsum - sum_z / V);
+        }
+        losses[n] = loss;
+        if (argmax) argmax[n] = best;
+    }
+}
+
+static void xent_backward_fast(real *dlogits, const real *probs, const int *targets, int N, int V,
+                               int Vp, float smoothing, float scale) {
+    const float uniform = smoothing / (float)V, hit = 1.0f - smoothing;
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const real *p = probs + (size_t)n * Vp;
+        real *d = dlogits + (size_t)n * Vp;
+        const int t = targets[n];
+        if (t < 0 || t >= V) {
+            memset(d, 0, Vp * sizeof(real));
+            continue;
+        }
+        #pragma omp simd
+        for (int k = 0; k < V; k++) d[k] = scale * (p[k] - uniform);
+        d[t] -= scale * hit;
+        for (int k = V; k < Vp; k++) d[k] = 0;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// optimizers (math in layers.c and ../shared/spec/setadam.md)
+
+static float clip_factor(const real *gnorm_sq, float clip) {
+    if (!gnorm_sq || clip <= 0) return 1.0f;
+    const double norm = sqrt((double)gnorm_sq[0]);
+    return norm > clip ? (float)(clip / norm) : 1.0f;
+}
+
+// AdamW: one pass over every slice, m, v and the parameter updated together
+static void adamw_update_fast(real *params, const real *grads, real *m, real *v,
+                              const ParamSlice *slices, int nslices, const OptimArgs *a,
+                              const real *gnorm_sq) {
+    const float gscale = clip_factor(gnorm_sq, a->clip);
+    const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
+    const float inv_bc1 = (float)(1.0 / (1.0 - pow(a->beta1, a->t)));
+    const float inv_bc2 = (float)(1.0 / (1.0 - pow(a->beta2, a->t)));
+    #pragma omp parallel
+    for (int s = 0; s < nslices; s++) {
+        const float wd = slices[s].decay ? a->wd : 0.0f;
+        const size_t off = slices[s].offset, end = off + slices[s].size;
+        #pragma omp for simd schedule(static) nowait
+        for (size_t i = off; i < end; i++) {
+            const float g = grads[i] * gscale;
+            const float mi = b1 * m[i] + (1 - b1) * g, vi = b2 * v[i] + (1 - b2) * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            params[i] -= lr * ((mi * inv_bc1) / (sqrtf(vi * inv_bc2) + eps) + wd * params[i]);
+        }
+    }
+}
+
+// SET-Adam: pass 1 updates m, v and each slice's sum v, sum v^2, min v (fixed
+// chunks, so the sums do not depend on the thread count); pass 2 the parameters.
+static void setadam_update_fast(real *params, const real *grads, real *m, real *v,
+                                const ParamSlice *slices, int nslices, const OptimArgs *a,
+                                const real *gnorm_sq) {
+    enum { CHUNK = 4096 };
+    const float gscale = clip_factor(gnorm_sq, a->clip);
+    const float b1 = a->beta1, b2 = a->beta2;
+    const double bc1 = 1.0 - pow(a->beta1, a->t), bc2 = 1.0 - pow(a->beta2, a->t);
+    for (int s = 0; s < nslices; s++) {
+        const size_t off = slices[s].offset, d = slices[s].size;
+        if (d == 0) continue;
+        const int nchunks = (int)((d + CHUNK - 1) / CHUNK);
+        double *part = (double *)fast_scratch(SCRATCH_REDUCE, (size_t)nchunks * 6);
+        #pragma omp parallel for
+        for (int k = 0; k < nchunks; k++) {
+            const size_t i0 = off + (size_t)k * CHUNK, i1 = i0 + CHUNK < off + d ? i0 + CHUNK : off + d;
+            double sv = 0, sv2 = 0;
+            float vmin = INFINITY;
+            for (size_t i = i0; i < i1; i++) {
+                const float g = grads[i] * gscale;
+                m[i] = b1 * m[i] + (1 - b1) * g;
+                const float vi = b2 * v[i] + (1 - b2) * g * g;
+                v[i] = vi;
+                sv += vi;
+                sv2 += (double)vi * vi;
+                vmin = vi < vmin ? vi : vmin;
+            }
+            part[3 * k] = sv;
+            part[3 * k + 1] = sv2;
+            part[3 * k + 2] = vmin;
+        }
+        double sum_v = 0, sum_v2 = 0, vmin = INFINITY;
+        for (int k = 0; k < nchunks; k++) {
+            sum_v += part[3 * k];
+            sum_v2 += part[3 * k + 1];
+            vmin = part[3 * k + 2] < vmin ? part[3 * k + 2] : vmin;
+        }
+        const double c = sum_v2 > 0 ? sum_v * sum_v / ((double)d * sum_v2) : 1.0;
+        const float cs = (float)(c / bc2), eps = a->eps, lr_bc1 = (float)(a->lr / bc1);
+        const float shift = (float)(a->tau * sqrt(c * vmin / bc2 + a->eps));
+        const float lr_wd = slices[s].decay && a->wd > 0 ? a->lr * a->wd : 0.0f;
+        #pragma omp parallel for simd
+        for (size_t i = off; i < off + d; i++) {
+            const float wt = sqrtf(cs * v[i] + eps) - shift;
+            params[i] -= lr_bc1 * m[i] / wt + lr_wd * params[i];
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the table: ops the reference already does at memory speed are shared
+
+const Backend backend_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .synchronize = cpu_synchronize,
+    .shutdown = fast_shutdown,
+    .embed_forward = embed_forward_ref,
+    .embed_backward = embed_backward_fast,
+    .layernorm_forward = layernorm_forward_fast,
+    .layernorm_backward = layernorm_backward_fast,
+    .residual_layernorm_forward = residual_layernorm_forward_fast,
+    .matmul_forward = matmul_forward_fast,
+    .matmul_gelu_forward = matmul_gelu_forward_fast,
+    .matmul_backward = matmul_backward_fast,
+    .gelu_forward = gelu_forward_fast,
+    .gelu_backward = gelu_backward_fast,
+    .add_forward = add_forward_ref,
+    .attention_saved_floats = attention_saved_floats_fast,
+    .attention_forward = attention_forward_fast,
+    .attention_backward = attention_backward_fast,
+    .xent_forward = xent_forward_fast,
+    .xent_backward = xent_backward_fast,
+    .sumsq = sumsq_ref,
+    .adamw_update = adamw_update_fast,
+    .setadam_update = setadam_update_fast,
+    .patchify_forward = patchify_forward_ref,
+    .cls_pos_forward = cls_pos_forward_ref,
+    .cls_pos_backward = cls_pos_backward_ref,
+    .dropout_forward = dropout_forward_ref,
+    .dropout_backward = dropout_backward_ref,
+    .cls_select_forward = cls_select_forward_ref,
+    .cls_select_backward = cls_select_backward_ref,
+};
