@@ -41,9 +41,10 @@ CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c src/gpt.c src/params.c \
               src/common.c)
 # the fast backend lets the compiler fuse multiply-adds (ISO C mode does not by
-# default); the reference keeps the strict rounding of each operation
+# default) and call sqrtf/logf without errno; the reference keeps the strict
+# rounding of each operation
 FAST_SRCS = attention_fast.c layers_fast.c cpu_gemm.c
-FAST_CFLAGS = -ffp-contract=fast $(if $(HAVE_BLAS),-DHAVE_CBLAS)
+FAST_CFLAGS = -ffp-contract=fast -fno-math-errno $(if $(HAVE_BLAS),-DHAVE_CBLAS)
 
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))

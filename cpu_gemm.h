@@ -2,11 +2,11 @@
 //
 // C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C, row-major with leading
 // dimensions (elements between rows), op(X) = X or X^T. With OpenBLAS found
-// at build time (the Makefile defines HAVE_CBLAS) this is cblas_sgemm; without
-// it, the blocked kernel in cpu_gemm.c. Both run on many threads when called
-// outside an OpenMP parallel region and on the calling thread inside one, and
-// each element of C is summed over K in an order that does not depend on the
-// number of threads of the caller's region.
+// at build time (the Makefile defines HAVE_CBLAS) the multiplies are
+// cblas_sgemm's; without it, the blocked kernel in cpu_gemm.c. Called outside
+// an OpenMP parallel region it runs on all threads, inside one on the calling
+// thread; either way each element of C is summed over K in an order set by
+// the shape alone, so results do not depend on the number of threads.
 #ifndef CPU_GEMM_H
 #define CPU_GEMM_H
 

@@ -17,7 +17,10 @@ static inline float exp_fast(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     float xc = x > 88.3762626647949f ? 88.3762626647949f : x;
     xc = xc < -87.3365447505531f ? -87.3365447505531f : xc;
-    float n = __builtin_floorf(xc * log2e + 0.5f);
+    // n = round(x log2 e) by the 1.5 * 2^23 trick (floorf does not vectorise
+    // without -fno-trapping-math)
+    const float shifter = 12582912.0f;
+    float n = (xc * log2e + shifter) - shifter;
     float r = xc - n * ln2_hi - n * ln2_lo;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;

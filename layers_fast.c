@@ -240,18 +240,34 @@ static void matmul_backward_fast(real *dinp, real *dweight, real *dbias, const r
 
 static inline float gelu_fast(float x) { return 0.5f * x * erfc_fast(-x * INV_SQRT2); }
 
+// Elementwise loops run over fixed chunks, each vectorised on its own: then
+// which elements take the vector body and which the scalar tail (whose
+// multiply-adds the compiler may fuse differently) is set by n alone, not by
+// how many threads share the loop.
+enum { EW_CHUNK = 4096 };
+
 static void gelu_forward_fast(real *out, const real *inp, size_t n) {
-    #pragma omp parallel for simd
-    for (size_t i = 0; i < n; i++) out[i] = gelu_fast(inp[i]);
+    const size_t nchunks = (n + EW_CHUNK - 1) / EW_CHUNK;
+    #pragma omp parallel for
+    for (size_t k = 0; k < nchunks; k++) {
+        const size_t i1 = (k + 1) * EW_CHUNK < n ? (k + 1) * EW_CHUNK : n;
+        #pragma omp simd
+        for (size_t i = k * EW_CHUNK; i < i1; i++) out[i] = gelu_fast(inp[i]);
+    }
 }
 
 static void gelu_backward_fast(real *dinp, const real *inp, const real *dout, size_t n) {
-    #pragma omp parallel for simd
-    for (size_t i = 0; i < n; i++) {
-        const float x = inp[i];
-        const float cdf = 0.5f * erfc_fast(-x * INV_SQRT2);
-        const float pdf = INV_SQRT_2PI * exp_fast(-0.5f * x * x);
-        dinp[i] += (cdf + x * pdf) * dout[i];
+    const size_t nchunks = (n + EW_CHUNK - 1) / EW_CHUNK;
+    #pragma omp parallel for
+    for (size_t k = 0; k < nchunks; k++) {
+        const size_t i1 = (k + 1) * EW_CHUNK < n ? (k + 1) * EW_CHUNK : n;
+        #pragma omp simd
+        for (size_t i = k * EW_CHUNK; i < i1; i++) {
+            const float x = inp[i];
+            const float cdf = 0.5f * erfc_fast(-x * INV_SQRT2);
+            const float pdf = INV_SQRT_2PI * exp_fast(-0.5f * x * x);
+            dinp[i] += (cdf + x * pdf) * dout[i];
+        }
     }
 }
 
@@ -354,14 +370,19 @@ static void adamw_update_fast(real *params, const real *grads, real *m, real *v,
     #pragma omp parallel
     for (int s = 0; s < nslices; s++) {
         const float wd = slices[s].decay ? a->wd : 0.0f;
-        const size_t off = slices[s].offset, end = off + slices[s].size;
-        #pragma omp for simd schedule(static) nowait
-        for (size_t i = off; i < end; i++) {
-            const float g = grads[i] * gscale;
-            const float mi = b1 * m[i] + (1 - b1) * g, vi = b2 * v[i] + (1 - b2) * g * g;
-            m[i] = mi;
-            v[i] = vi;
-            params[i] -= lr * ((mi * inv_bc1) / (sqrtf(vi * inv_bc2) + eps) + wd * params[i]);
+        const size_t off = slices[s].offset, d = slices[s].size;
+        const size_t nchunks = (d + EW_CHUNK - 1) / EW_CHUNK;
+        #pragma omp for schedule(static) nowait
+        for (size_t k = 0; k < nchunks; k++) {
+            const size_t i0 = off + k * EW_CHUNK, i1 = i0 + EW_CHUNK < off + d ? i0 + EW_CHUNK : off + d;
+            #pragma omp simd
+            for (size_t i = i0; i < i1; i++) {
+                const float g = grads[i] * gscale;
+                const float mi = b1 * m[i] + (1 - b1) * g, vi = b2 * v[i] + (1 - b2) * g * g;
+                m[i] = mi;
+                v[i] = vi;
+                params[i] -= lr * ((mi * inv_bc1) / (sqrtf(vi * inv_bc2) + eps) + wd * params[i]);
+            }
         }
     }
 }
@@ -408,10 +429,14 @@ static void setadam_update_fast(real *params, const real *grads, real *m, real *
         const float cs = (float)(c / bc2), eps = a->eps, lr_bc1 = (float)(a->lr / bc1);
         const float shift = (float)(a->tau * sqrt(c * vmin / bc2 + a->eps));
         const float lr_wd = slices[s].decay && a->wd > 0 ? a->lr * a->wd : 0.0f;
-        #pragma omp parallel for simd
-        for (size_t i = off; i < off + d; i++) {
-            const float wt = sqrtf(cs * v[i] + eps) - shift;
-            params[i] -= lr_bc1 * m[i] / wt + lr_wd * params[i];
+        #pragma omp parallel for
+        for (int k = 0; k < nchunks; k++) {
+            const size_t i0 = off + (size_t)k * CHUNK, i1 = i0 + CHUNK < off + d ? i0 + CHUNK : off + d;
+            #pragma omp simd
+            for (size_t i = i0; i < i1; i++) {
+                const float wt = sqrtf(cs * v[i] + eps) - shift;
+                params[i] -= lr_bc1 * m[i] / wt + lr_wd * params[i];
+            }
         }
     }
 }
