@@ -198,12 +198,15 @@ $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # The CPU tests built with AddressSanitizer and UndefinedBehaviorSanitizer (any
-# report fails the run), then valgrind memcheck on short training runs.
+# report fails the run), then valgrind memcheck on short training runs (built
+# for AVX2: valgrind does not decode AVX-512).
 SANITIZE = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 test-sanitize:
 	@$(MAKE) --no-print-directory NO_CUDA=1 BUILD=build/sanitize OPT="$(SANITIZE)" sanitize-run
-	@$(MAKE) --no-print-directory NO_CUDA=1 build/cpu/bin/train_gpt build/cpu/bin/train_vit
-	@tests/run_all.sh tests/test_valgrind.sh
+	@$(MAKE) --no-print-directory NO_CUDA=1 ARCH=x86-64-v3 BUILD=build/valgrind \
+	    build/valgrind/bin/train_gpt build/valgrind/bin/train_vit
+	@TRAIN_GPT_CPU=build/valgrind/bin/train_gpt TRAIN_VIT_CPU=build/valgrind/bin/train_vit \
+	    tests/run_all.sh tests/test_valgrind.sh
 	@$(MAKE) --no-print-directory EMU=build/emu-sanitize OPT="$(SANITIZE)" sanitize-emu-run
 
 # the CUDA backend's kernels on the emulator, under the same sanitizers: a

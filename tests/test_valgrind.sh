@@ -4,7 +4,7 @@
 # runtime's thread pool is not a leak, but its stacks confuse memcheck).
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TRAIN_GPT_CPU:-build/cpu/bin/train_gpt}
+BIN=${TRAIN_GPT_CPU:-build/valgrind/bin/train_gpt}
 OUT=tests/out/valgrind
 rm -rf "$OUT"; mkdir -p "$OUT"
 passed=0 failed=0
@@ -27,6 +27,7 @@ TINY=(--layers=1 --heads=2 --embd=16 --seq=8 --batch=2 --mqar-keys=4 --mqar-pair
 run gpt_train "$BIN" "${TINY[@]}" --steps=3 --save-every=2 --out="$OUT/gpt"
 run gpt_resume "$BIN" --resume="$OUT/gpt" --steps=5
 run gpt_setadam_x "$BIN" "${TINY[@]}" --steps=2 --optim=setadam --attn=x --out="$OUT/gptx"
+run gpt_ref "$BIN" "${TINY[@]}" --steps=2 --device=ref --out="$OUT/gptref"
 # train_vit on a tiny IDX dataset (8x8 images)
 python3 - "$OUT/idx" <<'PY'
 import os, random, struct, sys
@@ -37,7 +38,7 @@ for split, n in (("train", 12), ("t10k", 6)):
     open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(
         struct.pack(">II", 0x801, n) + bytes(r.randrange(10) for _ in range(n)))
 PY
-VIT=${TRAIN_VIT_CPU:-build/cpu/bin/train_vit}
+VIT=${TRAIN_VIT_CPU:-build/valgrind/bin/train_vit}
 VTINY=(--dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=8 --depth=1 --heads=2 --mlp-dim=8
        --batch=5 --device=cpu --log-every=100)
 run vit_train "$VIT" "${VTINY[@]}" --epochs=1 --save-every=1 --out="$OUT/vit"
