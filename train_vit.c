@@ -42,7 +42,7 @@ typedef struct {
     // optimisation
     char *optim, *schedule;
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip, label_smoothing;
-    int warmup, epochs, batch, seed;
+    int warmup, epochs, max_steps, batch, seed;
     // evaluation, output
     int eval_every, log_every, save_every, overwrite;
     char *on_nan;
@@ -87,13 +87,17 @@ static Flag FLAGS[] = {
     FLOAT_FLAG("clip", &S.clip, "0", 0, 1e9, "global grad-norm clipping threshold, 0 = off"),
     FLOAT_FLAG("label-smoothing", &S.label_smoothing, "0", 0, 0.999, "label smoothing of the training loss"),
     INT_FLAG("epochs", &S.epochs, "200", 1, 1 << 20, "training epochs"),
+    INT_FLAG("max-steps", &S.max_steps, "0", 0, 1 << 30,
+             "stop after N optimizer steps in all, counted across epochs (0: no limit); the epoch "
+             "in progress ends there: its row (train figures over its images so far) and a test"),
     INT_FLAG("batch", &S.batch, "512", 1, 1 << 20, "images per batch (the last batch of an epoch is smaller)"),
     INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, shuffling, augmentation, dropout"),
     INT_FLAG("eval-every", &S.eval_every, "1", 1, 1 << 20, "test every N epochs (and after the last)"),
     INT_FLAG("log-every", &S.log_every, "20", 1, 1 << 30, "console progress line every N steps"),
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 20, "checkpoint every N epochs and at the end (0: never)"),
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>-s<seed>"),
-    STR_FLAG("device", &S.device, "auto", "auto|cpu|cuda", "backend; auto takes CUDA when usable"),
+    STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
+             "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
@@ -218,9 +222,7 @@ int main(int argc, char **argv) {
     aug.crop_padding = S.crop;
     aug.hflip = S.flip;
 
-    const char *why = NULL;
-    const Backend *be = backend_select(S.device, &why);
-    if (!be) die("--device=%s: %s", S.device, why);
+    const Backend *be = backend_from_flag(S.device);
 
     // data: the model takes its channels, image size and classes from it
     char data_dir[4096], err[8192];
@@ -267,6 +269,8 @@ int main(int argc, char **argv) {
         step = (long)resumed.step;
         opt.t = resumed.optim_t;
         if (start >= S.epochs) die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
+        if (S.max_steps && step >= S.max_steps)
+            die_usage("--resume=%s is at step %ld already; raise --max-steps (0: no limit)", out, step);
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
     flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
@@ -309,6 +313,8 @@ int main(int argc, char **argv) {
         int k0 = epoch == start ? (int)resumed.batch_in_epoch : 0;
         double loss_sum = k0 ? resumed.loss_sum : 0;
         long correct = k0 ? (long)resumed.correct : 0;
+        // batches of this epoch done when it ends: fewer where --max-steps stops inside it
+        int batches_done = steps_per_epoch, max_steps_hit = 0;
         for (int k = k0; k < steps_per_epoch; k++, step++) {
             int first = k * S.batch;
             int n = train.count - first < S.batch ? train.count - first : S.batch;
@@ -345,10 +351,12 @@ int main(int argc, char **argv) {
             }
             loss_sum += loss * n;
             steps_run++;
-            if ((k + 1) % S.log_every == 0 || k + 1 == steps_per_epoch) {
+            max_steps_hit = S.max_steps && step + 1 >= S.max_steps;
+            if ((k + 1) % S.log_every == 0 || k + 1 == steps_per_epoch || max_steps_hit) {
                 char eta[32];
                 double per_step = (now_seconds() - t_run) / steps_run;
                 long left = (long)(S.epochs - epoch) * steps_per_epoch - (k + 1);
+                if (S.max_steps && left > S.max_steps - (step + 1)) left = S.max_steps - (step + 1);
                 format_eta(per_step * left, eta, sizeof eta);
                 printf("epoch %d/%d | step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f img/s | ETA %s\n",
                        epoch + 1, S.epochs, k + 1, steps_per_epoch, loss, lr, grad_norm,
@@ -356,7 +364,8 @@ int main(int argc, char **argv) {
                 fflush(stdout);
             }
             int stop_signal = runctl_stop_signal();
-            if (stop_signal && k + 1 < steps_per_epoch) {
+            // (at --max-steps the epoch's end below writes the row, then the checkpoint)
+            if (stop_signal && k + 1 < steps_per_epoch && !max_steps_hit) {
                 TrainState ts = {.step = step + 1, .skipped_updates = skipped,
                                  .batch_in_epoch = k + 1, .correct = correct, .loss_sum = loss_sum};
                 save_checkpoint(ckpt_path, &model, &opt, epoch, ts);
@@ -366,12 +375,21 @@ int main(int argc, char **argv) {
                 rc = 128 + stop_signal;
                 goto done;
             }
+            if (max_steps_hit) {   // the loop's own step++ is skipped by the break
+                batches_done = k + 1;
+                step++;
+                break;
+            }
         }
         double epoch_s = now_seconds() - t0;
+        // images of this epoch trained (all but where --max-steps stopped it
+        // early; a partial batch is always an epoch's last)
+        const int partial = batches_done < steps_per_epoch;
+        const double seen = partial ? (double)batches_done * S.batch : train.count;
         // images trained in this process (a resumed epoch started part-way)
-        double images_per_s = (train.count - (double)k0 * S.batch) / epoch_s;
-        double train_loss = loss_sum / train.count, train_acc = (double)correct / train.count;
-        int evaluated = (epoch + 1) % S.eval_every == 0 || epoch + 1 == S.epochs;
+        double images_per_s = (seen - (double)k0 * S.batch) / epoch_s;
+        double train_loss = loss_sum / seen, train_acc = (double)correct / seen;
+        int evaluated = (epoch + 1) % S.eval_every == 0 || epoch + 1 == S.epochs || max_steps_hit;
         if (evaluated) evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc);
         csv_row(&csv, (double[]){epoch + 1, (double)step, lr, train_loss, train_acc,
                                  evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
@@ -382,17 +400,34 @@ int main(int argc, char **argv) {
         printf(" | %.1f s | %.0f img/s\n", epoch_s, images_per_s);
         fflush(stdout);
         int stop_signal = runctl_stop_signal();
-        if ((S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs)) ||
+        if ((S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs || max_steps_hit)) ||
             stop_signal) {
-            save_checkpoint(ckpt_path, &model, &opt, epoch + 1,
-                            (TrainState){.step = step, .skipped_updates = skipped});
-            last_saved = epoch + 1;
+            if (partial) {   // stopped inside the epoch: a checkpoint a resume continues from
+                save_checkpoint(ckpt_path, &model, &opt, epoch,
+                                (TrainState){.step = step, .skipped_updates = skipped,
+                                             .batch_in_epoch = batches_done, .correct = correct,
+                                             .loss_sum = loss_sum});
+                last_saved = epoch;
+            } else {
+                save_checkpoint(ckpt_path, &model, &opt, epoch + 1,
+                                (TrainState){.step = step, .skipped_updates = skipped});
+                last_saved = epoch + 1;
+            }
         }
         if (stop_signal) {
-            printf("%s: checkpoint written after epoch %d to %s; continue with --resume=%s\n",
-                   stop_signal == SIGINT ? "interrupted" : "terminated", epoch + 1, ckpt_path, out);
+            char when[64];
+            if (partial) snprintf(when, sizeof when, "in epoch %d (batch %d of %d)", epoch + 1, batches_done,
+                                  steps_per_epoch);
+            else snprintf(when, sizeof when, "after epoch %d", epoch + 1);
+            printf("%s: checkpoint written %s to %s; continue with --resume=%s\n",
+                   stop_signal == SIGINT ? "interrupted" : "terminated", when, ckpt_path, out);
             rc = 128 + stop_signal;
             goto done;
+        }
+        if (max_steps_hit) {
+            printf("stopped after --max-steps=%d optimizer steps (epoch %d, batch %d of %d)\n",
+                   S.max_steps, epoch + 1, batches_done, steps_per_epoch);
+            break;
         }
     }
     if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_vit_cli.sh - train_vit end to end: exit codes for bad flags, the CSV
-# header and rows, reproducibility across threads, resume equality on a tiny
-# synthetic IDX dataset, a missing dataset, and real learning: a small ViT
+# header and rows, reproducibility across threads, resume equality, --max-steps
+# on a tiny synthetic IDX dataset, a missing dataset, and real learning: a small ViT
 # trained one epoch on Fashion-MNIST (Debian's dataset-fashion-mnist) reaches
 # 80% test accuracy in both attention modes.
 set -u
@@ -48,6 +48,7 @@ TINY=(--dataset=mnist --data-dir="$OUT/data" --patch=4 --dim=16 --depth=2 --head
 # the epoch, step, lr, loss and accuracy columns (not the timings)
 losses() { cut -d, -f1-7 "$1/metrics.csv"; }
 differ() { ! cmp -s "$1" "$2"; }
+lacks() { ! grep -q "$1" "$2"; }
 
 # --- bad input: one line on stderr, exit code 2, nothing written -------------
 expect_usage() {
@@ -75,6 +76,7 @@ expect_usage "adam with weight decay" "--optim=adam" --optim=adam --wd=0.1
 expect_usage "coarse labels off cifar100" "--labels=coarse" --labels=coarse
 expect_usage "gamma not finite" "--gamma=nan" --gamma=nan
 expect_usage "missing value" "--epochs" --epochs
+expect_usage "negative max-steps" "--max-steps=-1" --max-steps=-1
 expect_usage "resume without a run" "--resume=$OUT/none" --resume="$OUT/none"
 
 # --help lists every flag with its default, exit 0
@@ -82,7 +84,7 @@ help=$("$BIN" --help); rc=$?
 check "--help exit code" [ "$rc" -eq 0 ]
 for f in model patch dim depth heads mlp-dim dropout emb-dropout attn gamma dataset data-dir labels \
          randaug crop flip optim lr min-lr warmup schedule wd beta1 beta2 eps tau clip label-smoothing \
-         epochs batch seed eval-every log-every save-every out device resume config overwrite; do
+         epochs max-steps batch seed eval-every log-every save-every out device resume config overwrite; do
     case "$help" in *"--$f="*) ok ;; *) bad "--help does not list --$f" ;; esac
 done
 
@@ -110,6 +112,8 @@ check "existing run: metrics.csv untouched" [ "$(md5sum < "$OUT/a/metrics.csv")"
 # --- reproducibility: threads, seeds, eval-every -----------------------------
 OMP_NUM_THREADS=1 "$BIN" "${TINY[@]}" --out="$OUT/b" > /dev/null 2>&1
 check "same seed, 1 vs 2 threads: identical losses" diff <(losses "$OUT/a") <(losses "$OUT/b")
+OMP_NUM_THREADS=3 "$BIN" "${TINY[@]}" --out="$OUT/b3" > /dev/null 2>&1
+check "same seed, 3 vs 2 threads: identical losses" diff <(losses "$OUT/a") <(losses "$OUT/b3")
 "$BIN" "${TINY[@]}" --seed=2 --out="$OUT/c" > /dev/null 2>&1
 check "another seed differs" differ <(losses "$OUT/a") <(losses "$OUT/c")
 "$BIN" "${TINY[@]}" --eval-every=2 --epochs=3 --out="$OUT/e" > /dev/null 2>&1
@@ -136,6 +140,36 @@ check "resume a finished run: exit 2, got $rc" [ "$rc" -eq 2 ]
 err=$("$BIN" --resume="$OUT/half_setadam" --epochs=3 --dim=32 2>&1 >/dev/null); rc=$?
 check "resume with another shape: exit 1, got $rc" [ "$rc" -eq 1 ]
 case "$err" in *"dim=16"*) ok ;; *) bad "shape mismatch message: $err" ;; esac
+
+# --- --max-steps: a stop after N optimizer steps in all, inside an epoch or at
+# its end; the epoch in progress gets its row with a test, the exit is normal --
+"$BIN" "${TINY[@]}" --max-steps=3 --out="$OUT/max3" > "$OUT/max3.log" 2>&1
+check "max-steps=3 exit code" [ $? -eq 0 ]
+check "max-steps=3: one CSV row" [ "$(wc -l < "$OUT/max3/metrics.csv")" -eq 2 ]
+check "max-steps=3: epoch 1 at step 3, tested" grep -qE '^1,3,([^,]+,){3}[0-9.]+,0\.[0-9]+,' "$OUT/max3/metrics.csv"
+check "max-steps=3: the log shows step 3" grep -q '^epoch 1/2 | step 3/4 |' "$OUT/max3.log"
+check "max-steps=3: no step after the third" lacks 'step 4/4' "$OUT/max3.log"
+check "max-steps=3: the stop is logged" \
+    grep -q '^stopped after --max-steps=3 optimizer steps (epoch 1, batch 3 of 4)$' "$OUT/max3.log"
+# train figures of the partial epoch are means over its 3 x 32 images, not the
+# 100 of a whole epoch: the accuracy is a multiple of 1/96
+check "max-steps=3: train_acc over the images seen" \
+    awk -F, 'NR == 2 { n = $5 * 96; exit !(n - int(n + 0.5) < 1e-6 && int(n + 0.5) - n < 1e-6) }' "$OUT/max3/metrics.csv"
+"$BIN" "${TINY[@]}" --max-steps=4 --out="$OUT/max4" > /dev/null 2>&1
+check "max-steps=4 (an epoch's end): one row, tested" \
+    [ "$(losses "$OUT/max4")" = "$(losses "$OUT/a" | head -n 2)" ]
+# counted across epochs; a checkpoint inside epoch 2 that a resume continues
+# from: 6 steps + the rest equals the straight 2 epochs of run a
+"$BIN" "${TINY[@]}" --max-steps=6 --save-every=1 --out="$OUT/max6" > /dev/null 2>&1
+check "max-steps=6 exit code" [ $? -eq 0 ]
+check "max-steps=6: rows of epochs 1 (step 4) and 2 (step 6)" \
+    [ "$(cut -d, -f1,2 "$OUT/max6/metrics.csv" | tail -n +2 | tr '\n' ' ')" = "1,4 2,6 " ]
+err=$("$BIN" --resume="$OUT/max6" 2>&1 >/dev/null); rc=$?
+check "resume at --max-steps: exit 2, got $rc" [ "$rc" -eq 2 ]
+case "$err" in *"--max-steps"*) ok ;; *) bad "resume at --max-steps message: $err" ;; esac
+"$BIN" --resume="$OUT/max6" --max-steps=0 > /dev/null 2>&1
+check "max-steps=6 resumed without a limit: exit code" [ $? -eq 0 ]
+check "max-steps=6 + resume: identical losses to the straight run" diff <(losses "$OUT/a") <(losses "$OUT/max6")
 
 # --- SIGTERM / SIGINT: a checkpoint (inside an epoch or at its end), exit
 # 128 + signal, and the resumed run equals one run straight through ----------
