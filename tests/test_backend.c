@@ -951,7 +951,7 @@ int main(void) {
 
     // the last two are cut into several GEMM tiles by the fast CPU backend, with remainders
     const int mm_shapes[][3] = {{7, 37, 129}, {67, 64, 3}, {1, 5, 1}, {130, 300, 70}, {48, 32, 128},
-                                {600, 37, 530}, {1030, 19, 520}};
+                                {600, 37, 530}, {1030, 19, 520}, {40, 530, 70}};
     for (size_t i = 0; i < sizeof mm_shapes / sizeof mm_shapes[0]; i++)
         for (int bias = 0; bias < 2; bias++)
             for (int dinp = 0; dinp < 2; dinp++)
