@@ -37,8 +37,7 @@ typedef struct {
     int patch, dim, depth, heads, mlp_dim;
     float dropout, emb_dropout, gamma;
     // data
-    char *dataset, *data_dir, *labels, *randaug;
-    int crop, flip;
+    char *dataset, *data_dir, *labels, *randaug, *crop, *flip;
     // optimisation
     char *optim, *schedule;
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip, label_smoothing;
@@ -71,9 +70,11 @@ static Flag FLAGS[] = {
     STR_FLAG("dataset", &S.dataset, "cifar10", "cifar10|cifar100|fashion-mnist|mnist", "dataset"),
     STR_FLAG("data-dir", &S.data_dir, "", NULL, "where the dataset is; empty: data/<dataset>"),
     STR_FLAG("labels", &S.labels, "fine", "fine|coarse", "CIFAR-100 labels: 100 fine or 20 coarse"),
-    STR_FLAG("randaug", &S.randaug, "2,14", NULL, "RandAugment N,M (ops per image, magnitude 0..30); 0: off"),
-    INT_FLAG("crop", &S.crop, "4", 0, 1024, "random crop after zero padding of N pixels (0: off)"),
-    INT_FLAG("flip", &S.flip, "1", 0, 1, "random horizontal flip (0: off)"),
+    STR_FLAG("randaug", &S.randaug, "auto", NULL,
+             "RandAugment N,M (ops per image, magnitude 0..30); 0: off; auto: 2,14 on CIFAR, off otherwise"),
+    STR_FLAG("crop", &S.crop, "auto", NULL,
+             "random crop after zero padding of N pixels (0: off); auto: 4 on CIFAR, off otherwise"),
+    STR_FLAG("flip", &S.flip, "auto", "auto|0|1", "random horizontal flip; auto: on for CIFAR, off otherwise"),
     STR_FLAG("optim", &S.optim, "setadam", "setadam|adamw|adam", "optimizer (adam: AdamW with wd 0)"),
     FLOAT_FLAG("lr", &S.lr, "1e-4", 0, 1e3, "peak learning rate"),
     FLOAT_FLAG("min-lr", &S.min_lr, "0", 0, 1e3, "cosine: learning rate reached after --epochs"),
@@ -126,9 +127,11 @@ enum { STREAM_SHUFFLE = 1, STREAM_DROPOUT = 2 };
 
 // ----------------------------------------------------------------------------
 
-// --randaug=N,M or 0 (off) into cfg; a usage error otherwise
+// --randaug=N,M, 0 (off) or auto (the dataset's default, already in cfg)
+// into cfg; a usage error otherwise
 static void parse_randaug(const char *text, AugmentConfig *cfg) {
     int n, m, used = 0;
+    if (!strcmp(text, "auto")) return;
     if (!strcmp(text, "0")) {
         cfg->randaug_n = 0;
         return;
@@ -139,6 +142,15 @@ static void parse_randaug(const char *text, AugmentConfig *cfg) {
                   text, AUG_MAX_MAGNITUDE);
     cfg->randaug_n = n;
     cfg->randaug_m = m;
+}
+
+// --crop=N (0..1024) or auto (keeps *value, the dataset's default)
+static void parse_crop(const char *text, int *value) {
+    int n, used = 0;
+    if (!strcmp(text, "auto")) return;
+    if (sscanf(text, "%d%n", &n, &used) != 1 || text[used] || n < 0 || n > 1024)
+        die_usage("--crop=%s: expected a padding of 0..1024 pixels (0: off) or auto", text);
+    *value = n;
 }
 
 // The order of the training images in `epoch` (0-based): a Fisher-Yates
@@ -219,8 +231,8 @@ int main(int argc, char **argv) {
     AugmentConfig aug;
     augment_config_default(&aug, S.dataset);
     parse_randaug(S.randaug, &aug);
-    aug.crop_padding = S.crop;
-    aug.hflip = S.flip;
+    parse_crop(S.crop, &aug.crop_padding);
+    if (strcmp(S.flip, "auto")) aug.hflip = !strcmp(S.flip, "1");
 
     const Backend *be = backend_from_flag(S.device);
 

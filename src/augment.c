@@ -386,10 +386,12 @@ void aug_apply_op(AugOp op, double value, AugImage img, uint8_t *scratch, Rng *r
 
 void augment_config_default(AugmentConfig *cfg, const char *dataset) {
     memset(cfg, 0, sizeof *cfg);
-    cfg->randaug_n = 2;
-    cfg->randaug_m = 14;
-    cfg->crop_padding = 4;
-    cfg->hflip = 1;
+    if (!strncmp(dataset, "cifar", 5)) {
+        cfg->randaug_n = 2;
+        cfg->randaug_m = 14;
+        cfg->crop_padding = 4;
+        cfg->hflip = 1;
+    }
     if (!images_normalization(dataset, cfg->mean, cfg->std)) {
         for (int c = 0; c < 3; c++) cfg->mean[c] = cfg->std[c] = 0.5f;
     }

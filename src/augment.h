@@ -83,9 +83,11 @@ typedef struct {
     int c, h, w;
 } AugImage;
 
-// The repository's recipe: RandAugment(2, 14), crop padding 4, flip on, and
-// the dataset's normalisation (images_normalization). Unknown datasets get
-// mean 0.5, std 0.5.
+// The dataset's default augmentation: for CIFAR-10/100 the repository's
+// recipe, RandAugment(2, 14), crop padding 4, flip on; for every other dataset
+// (MNIST, Fashion-MNIST: flips and crops change digits and clothes) none.
+// Then the dataset's normalisation (images_normalization); unknown datasets
+// get mean 0.5, std 0.5.
 void augment_config_default(AugmentConfig *cfg, const char *dataset);
 
 // Augments and normalises images indices[0..n-1] of `set` (indices NULL:

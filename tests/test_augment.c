@@ -615,6 +615,9 @@ static void test_batch(void) {
     ImageSet gray = random_set(16, 1, 28, 28);
     AugmentConfig gcfg;
     augment_config_default(&gcfg, "fashion-mnist");
+    CHECK(gcfg.randaug_n == 0 && gcfg.crop_padding == 0 && gcfg.hflip == 0,
+          "fashion-mnist's default augmentation is not none");
+    gcfg.randaug_n = 2, gcfg.randaug_m = 14, gcfg.crop_padding = 4, gcfg.hflip = 1;
     float *g = xmalloc(16 * 784 * sizeof(float));
     augment_batch(&gray, NULL, 16, 1, &gcfg, 1, 0, g);
     float lo = (0 - gcfg.mean[0]) / gcfg.std[0], hi = (1 - gcfg.mean[0]) / gcfg.std[0];

@@ -72,6 +72,8 @@ expect_usage "bad dataset" "--dataset=imagenet" --dataset=imagenet
 expect_usage "dropout 1" "--dropout=1" --dropout=1
 expect_usage "malformed randaug" "--randaug=2" --randaug=2
 expect_usage "randaug magnitude" "--randaug=2,31" --randaug=2,31
+expect_usage "malformed crop" "--crop=4x" --crop=4x
+expect_usage "flip not 0/1/auto" "--flip=2" --flip=2
 expect_usage "adam with weight decay" "--optim=adam" --optim=adam --wd=0.1
 expect_usage "coarse labels off cifar100" "--labels=coarse" --labels=coarse
 expect_usage "gamma not finite" "--gamma=nan" --gamma=nan
@@ -103,6 +105,10 @@ check "the last partial batch: 4 steps per epoch" grep -q '^2,8,' "$OUT/a/metric
 check "accuracies are fractions" awk -F, 'NR > 1 { if ($5 < 0 || $5 > 1 || $7 < 0 || $7 > 1) exit 1 }' "$OUT/a/metrics.csv"
 check "config.txt written" grep -q '^model=vit_small$' "$OUT/a/config.txt"
 check "progress line with ETA" grep -q 'ETA' "$OUT/a.log"
+check "mnist's default augmentation: none" grep -qx 'augmentation: none' "$OUT/a.log"
+"$BIN" "${TINY[@]}" --max-steps=1 --randaug=2,14 --crop=2 --flip=1 --out="$OUT/aug" > "$OUT/aug.log" 2>&1
+check "augmentation flags override the default" \
+    grep -qx 'augmentation: RandAugment(2, 14) crop (padding 2) flip' "$OUT/aug.log"
 
 before=$(md5sum < "$OUT/a/metrics.csv")
 "$BIN" "${TINY[@]}" --out="$OUT/a" > /dev/null 2>&1
