@@ -4,9 +4,10 @@
 // these inline versions become vector code. exp_fast: Cody-Waite range
 // reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6 polynomial for e^r
 // (the Cephes expf coefficients), within 2 ulp of expf over [-87, 88]; inputs
-// below -87.3 return 0 (not a denormal), so exp_fast(-inf) = 0.
+// below -87.3 return 0 (not a denormal), so exp_fast(-inf) = 0; NaN stays NaN.
 // erfc_fast: the Chebyshev fit of Numerical Recipes' erfcc, fractional error
-// below 1.2e-7 for every x, so 1 - erf is accurate in the tails too.
+// below 1.2e-7 for every x in exact arithmetic, so 1 - erf is accurate in the
+// tails too; evaluated in float, within 3.5e-7 + 2.4e-7 x^2 relative (tested).
 #ifndef CPU_MATH_H
 #define CPU_MATH_H
 
@@ -17,6 +18,7 @@ static inline float exp_fast(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     float xc = x > 88.3762626647949f ? 88.3762626647949f : x;
     xc = xc < -87.3365447505531f ? -87.3365447505531f : xc;
+    xc = xc == xc ? xc : 0.0f;   // NaN: no float-to-int conversion of it; returned below
     // n = round(x log2 e) by the 1.5 * 2^23 trick (floorf does not vectorise
     // without -fno-trapping-math)
     const float shifter = 12582912.0f;
@@ -29,10 +31,10 @@ static inline float exp_fast(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return x < -87.3365447505531f ? 0.0f : p * scale;
+    return x != x ? x : x < -87.3365447505531f ? 0.0f : p * scale;
 }
 
 static inline float erfc_fast(float x) {

@@ -29,6 +29,9 @@
 
 #include "../ops.h"
 #include "../src/rng.h"
+#ifdef TEST_FAST_CPU
+#include "../cpu_math.h"
+#endif
 #include "test.h"
 #ifndef NO_GPT_TEST
 #include "../src/gpt.h"
@@ -136,6 +139,28 @@ static double err_mag(const float *got, const float *ref, const float *mag, size
         snprintf(what_, sizeof what_, __VA_ARGS__);                            \
         CHECK(e_ <= (tol), "%s: error %.3g > %.3g", what_, e_, (double)(tol)); \
     } while (0)
+
+#ifdef TEST_FAST_CPU
+// cpu_math.h against libm in double: exp within 3 float ulps over [-87, 88],
+// erfc within 3.5e-7 + 2.4e-7 z^2 relative where it is a normal float, and the edges (-inf, NaN, tails)
+static void test_cpu_math(void) {
+    double worst_exp = 0, worst_erfc = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        double e = exp((double)x), got = exp_fast(x);
+        if (fabs(got - e) / e > worst_exp) worst_exp = fabs(got - e) / e;
+        float z = -10.0f + 19.0f * (float)i / 200000.0f;   // erfc(9) = 4e-37: normal floats
+        // the fit's 1.2e-7 and float rounding of its polynomial, plus that of z^2 in the exponent
+        double c = erfc((double)z), gc = erfc_fast(z), bound = 3.5e-7 + 2.4e-7 * z * z;
+        if (fabs(gc - c) / c / bound > worst_erfc) worst_erfc = fabs(gc - c) / c / bound;
+    }
+    EXPECT_ERR(worst_exp, 3 * 5.96e-8, "exp_fast over [-87, 88]");
+    EXPECT_ERR(worst_erfc, 1.0, "erfc_fast over [-10, 9] (error / (3.5e-7 + 2.4e-7 z^2))");
+    CHECK(exp_fast(-INFINITY) == 0.0f && exp_fast(-100.0f) == 0.0f, "exp_fast below -87.3 is not 0");
+    CHECK(isnan(exp_fast(NAN)) && isnan(erfc_fast(NAN)), "exp_fast/erfc_fast lose a NaN");
+    CHECK(erfc_fast(30.0f) == 0.0f && erfc_fast(-30.0f) == 2.0f, "erfc_fast tails");
+}
+#endif
 
 // ----------------------------------------------------------------------------
 // memory
@@ -938,6 +963,9 @@ int main(void) {
 #endif
     rng_seed(&rng, 20240917);
 
+#ifdef TEST_FAST_CPU
+    test_cpu_math();
+#endif
     test_memory();
 
     test_embed(2, 5, 37, 11);
