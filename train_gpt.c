@@ -20,6 +20,7 @@
 #include "src/mqar.h"
 #include "src/optim.h"
 #include "src/runctl.h"
+#include "src/safetensors.h"
 #include "src/sample.h"
 #include "src/tokens.h"
 
@@ -46,7 +47,7 @@ typedef struct {
     int eval_every, eval_batches, log_every, save_every, overwrite;
     int sample_every, sample_tokens;   // text samples (src/sample.c)
     char *vocab_dir, *tokenizer;
-    char *out, *resume, *config, *device, *on_nan;
+    char *out, *resume, *config, *device, *on_nan, *export_path;
 } Settings;
 
 static Settings S;
@@ -100,6 +101,8 @@ static Flag FLAGS[] = {
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    RUN_FLAG("export", &S.export_path, "",
+             "at the end, write the weights to this file in safetensors (nanoGPT's names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
     {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
      NULL, 1, 0},
@@ -173,6 +176,26 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
     }
     *loss = count ? loss_sum / count : NAN;
     *acc = count ? correct / count : NAN;
+}
+
+// --export: the weights and, in __metadata__, every setting that defines the model
+static void export_weights(GPT *m, const char *path) {
+    const GPTConfig *c = &m->cfg;
+    char v[8][32];
+    snprintf(v[0], sizeof v[0], "%d", c->vocab);
+    snprintf(v[1], sizeof v[1], "%d", c->padded_vocab);
+    snprintf(v[2], sizeof v[2], "%d", c->max_seq);
+    snprintf(v[3], sizeof v[3], "%d", c->layers);
+    snprintf(v[4], sizeof v[4], "%d", c->heads);
+    snprintf(v[5], sizeof v[5], "%d", c->embd);
+    snprintf(v[6], sizeof v[6], "%d", c->bias);
+    snprintf(v[7], sizeof v[7], "%.9g", c->gamma);
+    const StMeta meta[] = {
+        {"format", "pt"}, {"model", "gpt"}, {"attn", c->attn_x ? "x" : "std"}, {"gamma", v[7]},
+        {"vocab_size", v[0]}, {"padded_vocab_size", v[1]}, {"block_size", v[2]}, {"n_layer", v[3]},
+        {"n_head", v[4]}, {"n_embd", v[5]}, {"bias", v[6]},
+    };
+    gpt_export_safetensors(m, path, meta, (int)(sizeof meta / sizeof meta[0]));
 }
 
 static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
@@ -337,6 +360,10 @@ int main(int argc, char **argv) {
     if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);
     if (!isnan(val_loss)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
+    if (*S.export_path) {
+        export_weights(&model, S.export_path);
+        printf("wrote %s\n", S.export_path);
+    }
 
 done:   // finished, stopped by a signal, or stopped by a numerical fault
 

@@ -79,6 +79,13 @@ double gpt_last_accuracy(GPT *m, int *count);
 void gpt_backward(GPT *m, float grad_scale);
 void gpt_zero_grad(GPT *m);
 
+// Writes the weights to `path` in safetensors with nanoGPT's state_dict names
+// (transformer.wte.weight, transformer.h.{i}.attn.c_attn.weight, ...; weights
+// (out, in) as nn.Linear stores them; the tied head not repeated; wte with its
+// Vp padded rows). `meta` goes to __metadata__ (the caller's settings).
+struct StMeta;
+void gpt_export_safetensors(GPT *m, const char *path, const struct StMeta *meta, int nmeta);
+
 // Number of parameters excluding the padded embedding rows.
 size_t gpt_num_params_unpadded(const GPT *m);
 

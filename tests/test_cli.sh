@@ -171,5 +171,32 @@ for attn in $( [ "${QUICK:-0}" = 1 ] || echo std x ); do
     check "learning $attn: val_acc $acc > 0.25 (4x chance)" awk -v a="$acc" 'BEGIN { exit !(a > 0.25) }'
 done
 
+# --- --export: safetensors read back by an independent reader ----------------
+# (tests/safetensors_check.py: json + struct, nanoGPT's names and shapes, then
+# the model rebuilt in PyTorch must give train_gpt's val loss over the windows
+# README documents for --sample=sequential)
+python3 - "$OUT/tok" <<'PY'
+import os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(3)
+for name, n in (("train", 20000), ("val", 4000)):
+    open(f"{d}/{name}.bin", "wb").write(struct.pack(f"<{n}H", *[r.randrange(67) for _ in range(n)]))
+PY
+for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
+    tag=${mode//[^a-z0-9]/}
+    # shellcheck disable=SC2086
+    "$BIN" --layers=2 --heads=2 --embd=32 --seq=16 --batch=8 --vocab=67 --data="$OUT/tok/train.bin" \
+        --val-data="$OUT/tok/val.bin" --sample=sequential --steps=8 --eval-every=4 --eval-batches=2 \
+        --log-every=100 $mode --export="$OUT/$tag.safetensors" --out="$OUT/exp_$tag" > /dev/null 2>&1
+    check "export $mode: exit code" [ $? -eq 0 ]
+    vl=$(tail -n 1 "$OUT/exp_$tag/metrics.csv" | cut -d, -f5)
+    check "export $mode: PyTorch from the file gives the val loss" \
+        /usr/bin/python3 tests/safetensors_check.py "$OUT/$tag.safetensors" "$OUT/tok/val.bin" 16 "$vl"
+done
+err=$("$BIN" "${TINY[@]}" --steps=2 --export="$OUT/no/such/dir/m.safetensors" --out="$OUT/exp_bad" 2>&1 >/dev/null)
+rc=$?
+check "export to a missing directory: exit 1, got $rc" [ "$rc" -eq 1 ]
+check "export failure: one line naming --export" [ "$(printf '%s\n' "$err" | grep -c -- '--export=')" -eq 1 ]
+check "export failure: metrics.csv kept" [ "$(wc -l < "$OUT/exp_bad/metrics.csv")" -eq 4 ]
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
