@@ -44,7 +44,7 @@ typedef struct {
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip;
     int warmup, steps, batch, grad_accum, seed;
     // evaluation, output
-    int eval_every, eval_batches, log_every, save_every, overwrite;
+    int eval_every, eval_batches, log_every, save_every, overwrite, eval_only;
     int sample_every, sample_tokens;   // text samples (src/sample.c)
     char *vocab_dir, *tokenizer;
     char *out, *resume, *config, *device, *on_nan, *export_path;
@@ -101,6 +101,9 @@ static Flag FLAGS[] = {
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    {"eval-only", FLAG_INT, &S.eval_only, "0",
+     "1: with --resume, evaluate the checkpoint on the validation batches, print it, write nothing "
+     "(but --export) and exit", 0, 1, NULL, 1, 0},
     RUN_FLAG("export", &S.export_path, "",
              "at the end, write the weights to this file in safetensors (nanoGPT's names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
@@ -198,6 +201,23 @@ static void export_weights(GPT *m, const char *path) {
     gpt_export_safetensors(m, path, meta, (int)(sizeof meta / sizeof meta[0]));
 }
 
+// --eval-only: the checkpoint's loss and accuracy over the validation batches
+// (and --export); nothing is written to the run directory
+static void eval_only(GPT *m, Data *d) {
+    if (!d->has_val) die_usage("--eval-only=1 needs validation data (--val-data)");
+    int *inputs = xmalloc((size_t)S.batch * S.seq * sizeof(int));
+    int *targets = xmalloc((size_t)S.batch * S.seq * sizeof(int));
+    double loss, acc;
+    evaluate(m, d, inputs, targets, &loss, &acc);
+    printf("val loss %.6f | val acc %.6f\n", loss, acc);
+    if (*S.export_path) {
+        export_weights(m, S.export_path);
+        printf("wrote %s\n", S.export_path);
+    }
+    free(inputs);
+    free(targets);
+}
+
 static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     CkptInfo info = {.kind = "gpt", .step = step,
                      .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
@@ -231,6 +251,7 @@ int main(int argc, char **argv) {
         die_usage("--sample-every=%d needs token data (--data=FILES): mqar has no text", S.sample_every);
     if (*S.vocab_dir && *S.tokenizer) die_usage("--vocab-dir and --tokenizer: give one, not both");
 
+    if (S.eval_only && !*S.resume) die_usage("--eval-only=1 needs --resume=DIR: the run to evaluate");
     const Backend *be = backend_from_flag(S.device);
 
     // run directory
@@ -266,7 +287,12 @@ int main(int argc, char **argv) {
         opt.t = ts.optim_t;
         skipped = ts.skipped_updates;
         if (!data.is_mqar) token_loader_restore(&data.train, ts.train_data);
-        if (start >= S.steps) die_usage("--resume=%s is at step %d already; raise --steps", out, start);
+        if (start >= S.steps && !S.eval_only)
+            die_usage("--resume=%s is at step %d already; raise --steps", out, start);
+    }
+    if (S.eval_only) {
+        eval_only(&model, &data);
+        goto free_all;
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
     flags_save_config(FLAGS, NUM_FLAGS, out, "train_gpt");
@@ -370,6 +396,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     csv_close(&csv);
     free(inputs);
     free(targets);
+free_all:
     optim_free(&opt);
     gpt_free(&model);
     be->shutdown();

@@ -192,6 +192,23 @@ for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
     check "export $mode: PyTorch from the file gives the val loss" \
         /usr/bin/python3 tests/safetensors_check.py "$OUT/$tag.safetensors" "$OUT/tok/val.bin" 16 "$vl"
 done
+# --eval-only: the checkpoint's val loss as the run wrote it, nothing in the
+# run directory touched; --export from it gives the same model
+"$BIN" --layers=2 --heads=2 --embd=32 --seq=16 --batch=8 --vocab=67 --data="$OUT/tok/train.bin" \
+    --val-data="$OUT/tok/val.bin" --sample=sequential --steps=8 --eval-every=4 --eval-batches=2 \
+    --save-every=8 --log-every=100 --attn=x --out="$OUT/ev" > /dev/null 2>&1
+before=$(cd "$OUT/ev" && md5sum -- *)
+got=$("$BIN" --resume="$OUT/ev" --eval-only=1 --export="$OUT/ev.safetensors" 2>&1); rc=$?
+check "eval-only: exit code $rc" [ "$rc" -eq 0 ]
+vl=$(tail -n 1 "$OUT/ev/metrics.csv" | cut -d, -f5)
+check "eval-only: the val loss of the run ($vl) to the printed digit" \
+    grep -qx "val loss $(printf '%.6f' "$vl") | val acc [0-9.]*" <<< "$got"
+check "eval-only: the run directory untouched" [ "$(cd "$OUT/ev" && md5sum -- *)" = "$before" ]
+check "eval-only --export: PyTorch from the file gives the val loss" \
+    /usr/bin/python3 tests/safetensors_check.py "$OUT/ev.safetensors" "$OUT/tok/val.bin" 16 "$vl"
+err=$("$BIN" --eval-only=1 2>&1 >/dev/null); rc=$?
+check "eval-only without --resume: exit 2, got $rc" [ "$rc" -eq 2 ]
+check "eval-only without --resume: one line" [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
 err=$("$BIN" "${TINY[@]}" --steps=2 --export="$OUT/no/such/dir/m.safetensors" --out="$OUT/exp_bad" 2>&1 >/dev/null)
 rc=$?
 check "export to a missing directory: exit 1, got $rc" [ "$rc" -eq 1 ]
