@@ -32,8 +32,6 @@ const Backend *backend_select(const char *device, const char **why) {
     return NULL;
 }
 
-const char *backend_cpu_gemm(void) { return gemm_library(); }
-
 const Backend *backend_from_flag(const char *device) {
     const char *why = NULL;
     const Backend *be = backend_select(device, &why);

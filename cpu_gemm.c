@@ -95,8 +95,11 @@ static void gemm_tile(int trans_a, int trans_b, int M, int N, int K, float alpha
                 C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
     }
     if (K <= 0 || alpha == 0.0f) return;
-    float *bp = xmalloc((size_t)KC * (NC + NR) * sizeof(float));
-    float *ap = xmalloc((size_t)KC * (MC + MR) * sizeof(float));
+    // pack buffers as large as this call's blocks (attention's tile GEMMs are small)
+    const size_t kmax = K < KC ? K : KC;
+    const size_t nmax = ((N < NC ? N : NC) + NR - 1) / NR * NR, mmax = ((M < MC ? M : MC) + MR - 1) / MR * MR;
+    float *bp = xmalloc(kmax * nmax * sizeof(float));
+    float *ap = xmalloc(kmax * mmax * sizeof(float));
     for (int jc = 0; jc < N; jc += NC) {
         const int nc = N - jc < NC ? N - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {

@@ -304,7 +304,7 @@ void sumsq_ref(real *out, const real *x, size_t n) {
 }
 
 // the global-norm clipping factor: min(1, clip / ||g||)
-static double clip_factor(const real *gnorm_sq, float clip) {
+double clip_factor(const real *gnorm_sq, float clip) {
     if (!gnorm_sq || clip <= 0) return 1.0;
     double norm = sqrt((double)gnorm_sq[0]);
     return (clip > 0 && norm > clip) ? clip / norm : 1.0;

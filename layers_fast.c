@@ -165,12 +165,15 @@ static void layernorm_backward_fast(real *dinp, real *dweight, real *dbias, cons
                                     const real *rstd, int N, int C) {
     const int nchunks = num_chunks(N);
     const int want_params = dweight || dbias;
-    // per chunk: sum dout * xhat (C), then sum dout (C)
+    // per chunk k: sum dout * xhat in part[k], sum dout in part[nchunks + k] (C each)
     float *part = want_params ? fast_scratch(SCRATCH_REDUCE, (size_t)nchunks * 2 * C) : NULL;
     #pragma omp parallel for
     for (int k = 0; k < nchunks; k++) {
-        float *pw = part ? part + (size_t)k * 2 * C : NULL, *pb = pw ? pw + C : NULL;
-        if (pw) memset(pw, 0, 2 * C * sizeof(float));
+        float *pw = part ? part + (size_t)k * C : NULL, *pb = pw ? part + (size_t)(nchunks + k) * C : NULL;
+        if (pw) {
+            memset(pw, 0, C * sizeof(float));
+            memset(pb, 0, C * sizeof(float));
+        }
         const int end = (k + 1) * ROWS_PER_CHUNK < N ? (k + 1) * ROWS_PER_CHUNK : N;
         for (int n = k * ROWS_PER_CHUNK; n < end; n++) {
             const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
@@ -199,17 +202,8 @@ static void layernorm_backward_fast(real *dinp, real *dweight, real *dbias, cons
             }
         }
     }
-    if (!want_params) return;
-    #pragma omp parallel for
-    for (int c = 0; c < C; c++) {
-        float gw = 0, gb = 0;
-        for (int k = 0; k < nchunks; k++) {
-            gw += part[(size_t)k * 2 * C + c];
-            gb += part[(size_t)k * 2 * C + C + c];
-        }
-        if (dweight) dweight[c] += gw;
-        if (dbias) dbias[c] += gb;
-    }
+    if (dweight) add_chunk_sums(dweight, part, nchunks, C);
+    if (dbias) add_chunk_sums(dbias, part + (size_t)nchunks * C, nchunks, C);
 }
 
 // ----------------------------------------------------------------------------
@@ -353,17 +347,11 @@ static void xent_backward_fast(real *dlogits, const real *probs, const int *targ
 // ----------------------------------------------------------------------------
 // optimizers (math in layers.c and ../shared/spec/setadam.md)
 
-static float clip_factor(const real *gnorm_sq, float clip) {
-    if (!gnorm_sq || clip <= 0) return 1.0f;
-    const double norm = sqrt((double)gnorm_sq[0]);
-    return norm > clip ? (float)(clip / norm) : 1.0f;
-}
-
 // AdamW: one pass over every slice, m, v and the parameter updated together
 static void adamw_update_fast(real *params, const real *grads, real *m, real *v,
                               const ParamSlice *slices, int nslices, const OptimArgs *a,
                               const real *gnorm_sq) {
-    const float gscale = clip_factor(gnorm_sq, a->clip);
+    const float gscale = (float)clip_factor(gnorm_sq, a->clip);
     const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
     const float inv_bc1 = (float)(1.0 / (1.0 - pow(a->beta1, a->t)));
     const float inv_bc2 = (float)(1.0 / (1.0 - pow(a->beta2, a->t)));
@@ -392,18 +380,17 @@ static void adamw_update_fast(real *params, const real *grads, real *m, real *v,
 static void setadam_update_fast(real *params, const real *grads, real *m, real *v,
                                 const ParamSlice *slices, int nslices, const OptimArgs *a,
                                 const real *gnorm_sq) {
-    enum { CHUNK = 4096 };
-    const float gscale = clip_factor(gnorm_sq, a->clip);
+    const float gscale = (float)clip_factor(gnorm_sq, a->clip);
     const float b1 = a->beta1, b2 = a->beta2;
     const double bc1 = 1.0 - pow(a->beta1, a->t), bc2 = 1.0 - pow(a->beta2, a->t);
     for (int s = 0; s < nslices; s++) {
         const size_t off = slices[s].offset, d = slices[s].size;
         if (d == 0) continue;
-        const int nchunks = (int)((d + CHUNK - 1) / CHUNK);
+        const int nchunks = (int)((d + EW_CHUNK - 1) / EW_CHUNK);
         double *part = (double *)fast_scratch(SCRATCH_REDUCE, (size_t)nchunks * 6);
         #pragma omp parallel for
         for (int k = 0; k < nchunks; k++) {
-            const size_t i0 = off + (size_t)k * CHUNK, i1 = i0 + CHUNK < off + d ? i0 + CHUNK : off + d;
+            const size_t i0 = off + (size_t)k * EW_CHUNK, i1 = i0 + EW_CHUNK < off + d ? i0 + EW_CHUNK : off + d;
             double sv = 0, sv2 = 0;
             float vmin = INFINITY;
             for (size_t i = i0; i < i1; i++) {
@@ -431,7 +418,7 @@ static void setadam_update_fast(real *params, const real *grads, real *m, real *
         const float lr_wd = slices[s].decay && a->wd > 0 ? a->lr * a->wd : 0.0f;
         #pragma omp parallel for
         for (int k = 0; k < nchunks; k++) {
-            const size_t i0 = off + (size_t)k * CHUNK, i1 = i0 + CHUNK < off + d ? i0 + CHUNK : off + d;
+            const size_t i0 = off + (size_t)k * EW_CHUNK, i1 = i0 + EW_CHUNK < off + d ? i0 + EW_CHUNK : off + d;
             #pragma omp simd
             for (size_t i = i0; i < i1; i++) {
                 const float wt = sqrtf(cs * v[i] + eps) - shift;

@@ -204,8 +204,6 @@ const Backend *backend_cuda(const char **why);
 // set. "auto" is CUDA when usable, else the fast CPU backend; then *why (when
 // why is not NULL) says why CUDA was not used, and is NULL when it was.
 const Backend *backend_select(const char *device, const char **why);
-// the library behind the fast CPU backend's GEMMs, for the trainers' banner
-const char *backend_cpu_gemm(void);
 // backend_select for a trainer's --device flag: dies naming the flag when the
 // device cannot be had; prints one line saying what runs (and, for auto on
 // the CPU, why CUDA was not used)

@@ -16,6 +16,8 @@ void cpu_free(void *p);
 void cpu_copy(void *dst, const void *src, size_t bytes);
 void cpu_zero(void *p, size_t bytes);
 void cpu_synchronize(void);
+// the global-norm clipping factor min(1, clip / ||g||) (1 when clip is 0 or gnorm_sq NULL)
+double clip_factor(const real *gnorm_sq, float clip);
 
 void embed_forward_ref(real *out, const int *tokens, const real *wte, const real *wpe, int B, int T,
                        int C);
