@@ -47,7 +47,7 @@ typedef struct {
     int eval_every, eval_batches, log_every, save_every, overwrite, eval_only;
     int sample_every, sample_tokens;   // text samples (src/sample.c)
     char *vocab_dir, *tokenizer;
-    char *out, *resume, *config, *device, *on_nan, *export_path;
+    char *out, *resume, *config, *device, *on_nan, *export_path, *init_from;
 } Settings;
 
 static Settings S;
@@ -101,9 +101,11 @@ static Flag FLAGS[] = {
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    RUN_FLAG("init-from", &S.init_from, "",
+             "start from these weights: safetensors (nanoGPT's names) or an llm.c GPT-2 .bin; shapes from the file"),
     {"eval-only", FLAG_INT, &S.eval_only, "0",
-     "1: with --resume, evaluate the checkpoint on the validation batches, print it, write nothing "
-     "(but --export) and exit", 0, 1, NULL, 1, 0},
+     "1: with --resume or --init-from, evaluate the weights on the validation batches, print it, write "
+     "nothing (but --export) and exit", 0, 1, NULL, 1, 0},
     RUN_FLAG("export", &S.export_path, "",
              "at the end, write the weights to this file in safetensors (nanoGPT's names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
@@ -237,10 +239,50 @@ static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt
         die("%s", err);
 }
 
+// --init-from: the model's shape comes from the file. A flag given on the
+// command line that says otherwise is an error naming both values; the block
+// size may be shorter than the file's (wpe is cropped, as nanoGPT does).
+static void shape_from_file(const GPTWeights *w) {
+    const GPTConfig *f = &w->cfg;
+    // heads and vocab are 0 where the file does not say (safetensors without our metadata)
+    const struct { const char *flag; int *value; int file, known; } fixed[] = {
+        {"layers", &S.layers, f->layers, 1}, {"embd", &S.embd, f->embd, 1},
+        {"bias", &S.bias, f->bias, 1},       {"heads", &S.heads, f->heads, f->heads > 0},
+        {"vocab", &S.vocab, f->vocab, f->vocab > 0}, {"seq", &S.seq, f->max_seq, 1},
+    };
+    for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) {
+        const int given = flags_find(FLAGS, NUM_FLAGS, fixed[k].flag)->from_cmdline;
+        if (!fixed[k].known) {
+            if (!given && !strcmp(fixed[k].flag, "heads"))
+                die_usage("--init-from=%s does not record the number of heads: give --heads", w->path);
+            continue;
+        }
+        const int crop = !strcmp(fixed[k].flag, "seq") && *fixed[k].value <= fixed[k].file;
+        if (given && *fixed[k].value != fixed[k].file && !crop)
+            die_usage("--%s=%d contradicts --init-from=%s, which has %s %d", fixed[k].flag, *fixed[k].value,
+                      w->path, fixed[k].flag, fixed[k].file);
+        if (!given) *fixed[k].value = fixed[k].file;
+    }
+    // the attention is not a shape: the file's (our own exports) unless --attn/--gamma say otherwise
+    if (w->has_attn) {
+        if (!flags_find(FLAGS, NUM_FLAGS, "attn")->from_cmdline) {
+            free(S.attn);
+            S.attn = xstrdup(f->attn_x ? "x" : "std");
+        }
+        if (!flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline) S.gamma = f->gamma;
+    }
+}
+
 // ----------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_gpt", SUMMARY);
+    GPTWeights init = {0};
+    if (*S.init_from) {
+        if (*S.resume) die_usage("--init-from and --resume: give one (a resumed run has its own weights)");
+        gpt_weights_open(&init, "--init-from", S.init_from);
+        shape_from_file(&init);
+    }
     if (S.embd % S.heads) die_usage("--heads=%d must divide --embd=%d", S.heads, S.embd);
     if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
     if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
@@ -251,14 +293,15 @@ int main(int argc, char **argv) {
         die_usage("--sample-every=%d needs token data (--data=FILES): mqar has no text", S.sample_every);
     if (*S.vocab_dir && *S.tokenizer) die_usage("--vocab-dir and --tokenizer: give one, not both");
 
-    if (S.eval_only && !*S.resume) die_usage("--eval-only=1 needs --resume=DIR: the run to evaluate");
+    if (S.eval_only && !*S.resume && !*S.init_from)
+        die_usage("--eval-only=1 needs --resume=DIR or --init-from=FILE: the weights to evaluate");
     const Backend *be = backend_from_flag(S.device);
 
     // run directory
     char default_dir[256];
     snprintf(default_dir, sizeof default_dir, "runs/gpt-%s-g%g-s%d", S.attn, S.gamma, S.seed);
     RunPaths run;
-    run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
+    run_paths(&run, S.resume, S.out, default_dir, S.overwrite || S.eval_only);   // eval-only writes nothing
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     Data data;
@@ -273,6 +316,13 @@ int main(int argc, char **argv) {
     GPT model;
     gpt_build(&model, &cfg, be, S.batch);
     gpt_init_weights(&model, (uint64_t)S.seed);
+    if (*S.init_from) {
+        if (vocab > init.file_rows || (init.cfg.vocab && vocab != init.cfg.vocab))
+            die_usage("--init-from=%s has vocabulary %d (%d embedding rows); the data needs %d%s", S.init_from,
+                      init.cfg.vocab, init.file_rows, vocab, data.is_mqar ? " (mqar: 2 * --mqar-keys + 1)" : "");
+        gpt_weights_load(&init, &model);
+        gpt_weights_close(&init);
+    }
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
                      .clip = S.clip};
@@ -307,6 +357,7 @@ int main(int argc, char **argv) {
            tokens_per_step, out);
     if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
     if (*S.resume) printf("resumed from %s at step %d\n", ckpt_path, start);
+    if (*S.init_from) printf("weights from %s\n", S.init_from);
 
     int *inputs = xmalloc((size_t)S.batch * S.seq * sizeof(int));
     int *targets = xmalloc((size_t)S.batch * S.seq * sizeof(int));

@@ -4,7 +4,8 @@
 //
 // This file is the trainer only: flags, the epoch loop, logging. The model is
 // src/vit.c, the ops attention.c/layers.c (+ .cu), the optimizers src/optim.c,
-// data src/images.c and src/augment.c, checkpoints src/ckpt.c, CSV src/csv.c.
+// data src/images.c and src/augment.c, checkpoints src/ckpt.c, CSV src/csv.c,
+// weights in and out (--export, --init-from) src/vit_weights.c.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "src/optim.h"
 #include "src/rng.h"
 #include "src/runctl.h"
+#include "src/safetensors.h"
 #include "src/vit.h"
 
 static const char *SUMMARY =
@@ -43,9 +45,9 @@ typedef struct {
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip, label_smoothing;
     int warmup, epochs, max_steps, batch, seed;
     // evaluation, output
-    int eval_every, log_every, save_every, overwrite;
+    int eval_every, log_every, save_every, overwrite, eval_only;
     char *on_nan;
-    char *out, *resume, *config, *device;
+    char *out, *resume, *init_from, *config, *device, *export_path;
 } Settings;
 
 static Settings S;
@@ -102,6 +104,14 @@ static Flag FLAGS[] = {
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
+    RUN_FLAG("init-from", &S.init_from, "",
+             "start a new run from the weights in this safetensors file (--export's); the model's "
+             "shapes are the file's"),
+    {"eval-only", FLAG_INT, &S.eval_only, "0",
+     "1: evaluate the checkpoint of --resume (or the weights of --init-from) on the test set, print "
+     "it, write nothing (but --export) and exit", 0, 1, NULL, 1, 0},
+    RUN_FLAG("export", &S.export_path, "",
+             "at the end, write the weights to this safetensors file (the reference's state_dict names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
     {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
      NULL, 1, 0},
@@ -196,6 +206,78 @@ static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, flo
     *acc = (double)correct / test->count;
 }
 
+// --export: the weights and, after the model's settings, what a user of the file
+// needs to feed it images: the dataset and its Normalize constants
+static void export_weights(ViT *m, const AugmentConfig *aug, const char *path) {
+    char mean[64] = "", std[64] = "";
+    for (int c = 0; c < m->cfg.channels && c < 3; c++) {
+        size_t nm = strlen(mean), ns = strlen(std);
+        snprintf(mean + nm, sizeof mean - nm, "%s%.7g", c ? "," : "", aug->mean[c]);
+        snprintf(std + ns, sizeof std - ns, "%s%.7g", c ? "," : "", aug->std[c]);
+    }
+    const StMeta meta[] = {{"dataset", S.dataset}, {"normalize_mean", mean}, {"normalize_std", std}};
+    vit_export_safetensors(m, path, meta, (int)(sizeof meta / sizeof meta[0]));
+}
+
+// --eval-only: the loss and accuracy of the weights (--resume's checkpoint or
+// the --init-from file) over the test set, as the end of an epoch computes
+// them, and --export; nothing is written to a run directory
+static void eval_only(ViT *m, const ImageSet *test, const AugmentConfig *aug) {
+    float *images = xmalloc((size_t)S.batch * image_bytes(test) * sizeof(float));
+    int *labels = xmalloc((size_t)S.batch * sizeof(int));
+    int *indices = xmalloc((size_t)S.batch * sizeof(int));
+    double loss, acc;
+    evaluate(m, test, aug, images, indices, labels, &loss, &acc);
+    printf("val loss %.6f | val acc %.6f\n", loss, acc);
+    if (*S.export_path) {
+        export_weights(m, aug, S.export_path);
+        printf("wrote %s\n", S.export_path);
+    }
+    free(images);
+    free(labels);
+    free(indices);
+}
+
+// --init-from: the settings that shape the model are the file's (f). One
+// given on the command line must agree with it, or it is a usage error naming
+// both values; a default or a --config file's value gives way. The attention
+// (--attn, --gamma) is not a shape: the file's unless the command line says
+// otherwise, so weights trained with one attention can start a run of another.
+static void take_model_settings(const char *path, const ViTConfig *f) {
+    const struct { const char *flag, *file; } strs[] = {
+        {"model", f->kind == VIT_SMALL ? "vit_small" : "vit"},
+    };
+    const struct { const char *flag; int file; } ints[] = {
+        {"patch", f->patch}, {"dim", f->dim}, {"depth", f->depth}, {"heads", f->heads},
+        {"mlp-dim", f->mlp_dim},
+    };
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
+        const Flag *fl = flags_find(FLAGS, NUM_FLAGS, strs[k].flag);
+        char **value = fl->ptr;
+        if (fl->from_cmdline && strcmp(*value, strs[k].file))
+            die_usage("--%s=%s contradicts --init-from=%s (%s=%s)", fl->name, *value, path, fl->name,
+                      strs[k].file);
+        free(*value);
+        *value = xstrdup(strs[k].file);
+    }
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        const Flag *fl = flags_find(FLAGS, NUM_FLAGS, ints[k].flag);
+        int *value = fl->ptr;
+        if (fl->from_cmdline && *value != ints[k].file)
+            die_usage("--%s=%d contradicts --init-from=%s (%s=%d)", fl->name, *value, path, fl->name,
+                      ints[k].file);
+        if (ints[k].file < fl->min || ints[k].file > fl->max)
+            die("--init-from=%s: its %s=%d is outside the range of --%s (%.0f..%.0f)", path, fl->name,
+                ints[k].file, fl->name, fl->min, fl->max);
+        *value = ints[k].file;
+    }
+    if (!flags_find(FLAGS, NUM_FLAGS, "attn")->from_cmdline) {
+        free(S.attn);
+        S.attn = xstrdup(f->attn_x ? "x" : "std");
+    }
+    if (!flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline) S.gamma = f->gamma;
+}
+
 static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
     const ViTConfig *c = &m->cfg;
     CkptInfo info = {.kind = "vit", .step = epoch,
@@ -220,6 +302,21 @@ static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt
 
 int main(int argc, char **argv) {
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_vit", SUMMARY);
+    // --init-from starts a new run; a resumed one continues from its checkpoint
+    const char *init_path = S.init_from;
+    if (*S.resume && *S.init_from)
+        die_usage("--init-from=%s and --resume=%s: give one (--resume continues a run from its "
+                  "checkpoint, --init-from starts a new one from a file's weights)", S.init_from, S.resume);
+    if (S.eval_only && !*S.resume && !*init_path)
+        die_usage("--eval-only=1 needs --resume=DIR (a run's checkpoint) or --init-from=FILE (weights)");
+    // the file's model settings now, its weights once the model is built
+    ViTConfig init_cfg = {0};
+    if (*init_path) {
+        StFile *st = safetensors_open("--init-from", init_path);
+        vit_config_from_safetensors(st, &init_cfg);
+        safetensors_close(st);
+        take_model_settings(init_path, &init_cfg);
+    }
     if (S.dim % S.heads) die_usage("--heads=%d must divide --dim=%d", S.heads, S.dim);
     if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
     if (!strcmp(S.optim, "adam") && S.wd > 0)
@@ -243,15 +340,21 @@ int main(int argc, char **argv) {
     ImageSet train, test;
     if (images_load(&train, &test, S.dataset, data_dir, !strcmp(S.labels, "coarse"), err, sizeof err))
         die("--dataset=%s: %s", S.dataset, err);
+    if (*init_path && (train.channels != init_cfg.channels || train.height != init_cfg.height ||
+                       train.width != init_cfg.width || train.num_classes != init_cfg.classes))
+        die_usage("--init-from=%s: its model takes %dx%dx%d images in %d classes, --dataset=%s has "
+                  "%dx%dx%d in %d", init_path, init_cfg.channels, init_cfg.height, init_cfg.width,
+                  init_cfg.classes, S.dataset, train.channels, train.height, train.width,
+                  train.num_classes);
     if (train.height % S.patch || train.width % S.patch)
         die_usage("--patch=%d must divide the image size %dx%d of %s", S.patch, train.height,
                   train.width, S.dataset);
 
-    // run directory
+    // run directory (none for --eval-only of a file's weights)
     char default_dir[256];
     snprintf(default_dir, sizeof default_dir, "runs/vit-%s-g%g-s%d", S.attn, S.gamma, S.seed);
-    RunPaths run;
-    run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
+    RunPaths run = {.dir = ""};
+    if (!S.eval_only || *S.resume) run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     ViTConfig cfg = {.kind = strcmp(S.model, "vit") ? VIT_SMALL : VIT_PLAIN,
@@ -263,7 +366,13 @@ int main(int argc, char **argv) {
                      .gamma = S.gamma};
     ViT model;
     vit_build(&model, &cfg, be, S.batch);
-    vit_init_weights(&model, (uint64_t)S.seed);
+    if (*init_path) {
+        StFile *st = safetensors_open("--init-from", init_path);
+        vit_import_safetensors(&model, st);
+        safetensors_close(st);
+    } else {
+        vit_init_weights(&model, (uint64_t)S.seed);
+    }
     // adam is AdamW with the weight decay term off (wd = 0)
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,
@@ -280,9 +389,14 @@ int main(int argc, char **argv) {
         start = last_saved = (int)info.step;
         step = (long)resumed.step;
         opt.t = resumed.optim_t;
-        if (start >= S.epochs) die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
-        if (S.max_steps && step >= S.max_steps)
+        if (start >= S.epochs && !S.eval_only)
+            die_usage("--resume=%s is at epoch %d already; raise --epochs", out, start);
+        if (S.max_steps && step >= S.max_steps && !S.eval_only)
             die_usage("--resume=%s is at step %ld already; raise --max-steps (0: no limit)", out, step);
+    }
+    if (S.eval_only) {
+        eval_only(&model, &test, &aug);
+        goto free_all;
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
     flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
@@ -306,6 +420,7 @@ int main(int argc, char **argv) {
     if (*S.resume)
         printf("resumed from %s after epoch %d%s\n", ckpt_path, start,
                resumed.batch_in_epoch ? " and part of the next" : "");
+    if (*init_path) printf("weights from %s (optimizer state fresh)\n", init_path);
 
     const size_t pixels = image_bytes(&train);
     float *images = xmalloc((size_t)S.batch * pixels * sizeof(float));
@@ -445,6 +560,10 @@ int main(int argc, char **argv) {
     if (skipped) printf("%d updates skipped for non-finite values (--on-nan=skip)\n", skipped);
     if (!isnan(val_acc)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
+    if (*S.export_path) {
+        export_weights(&model, &aug, S.export_path);
+        printf("wrote %s\n", S.export_path);
+    }
 
 done:   // finished, stopped by a signal, or stopped by a numerical fault
 
@@ -453,6 +572,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     free(labels);
     free(indices);
     free(order);
+free_all:
     optim_free(&opt);
     vit_free(&model);
     be->shutdown();

@@ -86,6 +86,35 @@ void gpt_zero_grad(GPT *m);
 struct StMeta;
 void gpt_export_safetensors(GPT *m, const char *path, const struct StMeta *meta, int nmeta);
 
+// --- weights in (src/gpt_weights.c) -------------------------------------------
+// A weights file to start from (--init-from): safetensors under nanoGPT's
+// names (our --export, or nanoGPT's state_dict saved with safetensors), or an
+// llm.c GPT-2 checkpoint (gpt2_124M.bin: magic 20240326, version 3 fp32 or 5
+// bf16; formats.md). gpt_weights_open reads what the file fixes into cfg:
+// embd, block size, layers and bias from the tensors' shapes (or llm.c's
+// header); heads and vocab from the header or __metadata__, else 0 (the file
+// does not say); attention from __metadata__ (has_attn). A malformed file
+// dies naming `flag`=path.
+enum { GPT_WEIGHTS_SAFETENSORS = 0, GPT_WEIGHTS_LLMC = 1 };
+struct StFile;
+typedef struct {
+    const char *flag, *path;
+    int format;          // GPT_WEIGHTS_*
+    GPTConfig cfg;       // as above; padded_vocab is ours for cfg.vocab
+    int file_rows;       // embedding rows in the file (the vocabulary, padded or not)
+    int has_attn;        // cfg.attn_x and cfg.gamma came from the file
+    int llmc_version;    // 3 or 5
+    struct StFile *st;   // the open safetensors header
+} GPTWeights;
+
+void gpt_weights_open(GPTWeights *w, const char *flag, const char *path);
+// Fills m's parameters from the file. m must have the file's embd, layers and
+// bias, a vocabulary within its embedding rows and a block size no longer than
+// its wpe (a shorter one keeps the first rows, as nanoGPT's crop_block_size);
+// heads are free. Padded embedding rows are zero.
+void gpt_weights_load(const GPTWeights *w, GPT *m);
+void gpt_weights_close(GPTWeights *w);
+
 // Number of parameters excluding the padded embedding rows.
 size_t gpt_num_params_unpadded(const GPT *m);
 

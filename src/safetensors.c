@@ -1,9 +1,12 @@
-// safetensors.c - the safetensors writer (format in safetensors.h).
+// safetensors.c - the safetensors writer and reader (format in safetensors.h).
 #include "safetensors.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stdarg.h>
 
 #include "common.h"
 
@@ -94,5 +97,377 @@ void safetensors_write(const char *path, const StTensor *t, int n, const StMeta 
     if (bad || rename(tmp, path) != 0) {
         remove(tmp);
         die("--export=%s: write failed (disk full?)", path);
+    }
+}
+
+// --- reading -----------------------------------------------------------------
+// The header is JSON, parsed here by a small recursive-descent reader that
+// knows the one shape safetensors uses: an object of tensor entries
+// {"dtype", "shape", "data_offsets"} (other keys skipped) and a
+// "__metadata__" object of strings. Any other JSON value is skipped whole, so
+// files from other writers load; anything malformed dies naming the file.
+
+enum { ST_MAX_HEADER = 100 << 20, ST_MAX_DEPTH = 64 };
+
+typedef struct {
+    const char *start, *s, *end;   // the header text, the read position
+    const char *flag, *path;
+} Json;
+
+NORETURN PRINTF_LIKE(2, 3) static void bad(const Json *j, const char *fmt, ...);
+static void bad(const Json *j, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    die("%s=%s: not a safetensors file: %s", j->flag, j->path, msg);
+}
+
+static void skip_ws(Json *j) {
+    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r')) j->s++;
+}
+
+static int peek(Json *j) {
+    skip_ws(j);
+    return j->s < j->end ? (unsigned char)*j->s : -1;
+}
+
+static void expect(Json *j, char ch) {
+    if (peek(j) != (unsigned char)ch)
+        bad(j, "expected '%c' at header byte %ld", ch, (long)(j->s - j->start));
+    j->s++;
+}
+
+static void put_utf8(Buf *b, uint32_t cp) {
+    char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3f)), u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+    else
+        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3f)),
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+    put(b, u, n);
+}
+
+static uint32_t hex4(Json *j) {
+    if (j->end - j->s < 4) bad(j, "a \\u escape is cut short");
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = *j->s++;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) bad(j, "a \\u escape has a non-hex digit");
+        v = v * 16 + (uint32_t)d;
+    }
+    return v;
+}
+
+// a JSON string, unescaped, as a new C string (an embedded NUL is refused)
+static char *parse_string(Json *j) {
+    expect(j, '"');
+    Buf b = {0};
+    put(&b, "", 0);
+    for (;;) {
+        if (j->s >= j->end) { free(b.s); bad(j, "a string is not closed"); }
+        char c = *j->s++;
+        if (c == '"') break;
+        if ((unsigned char)c < 0x20) { free(b.s); bad(j, "a control character inside a string"); }
+        if (c != '\\') { put(&b, &c, 1); continue; }
+        if (j->s >= j->end) { free(b.s); bad(j, "a string is not closed"); }
+        char e = *j->s++;
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (e && simple) {
+            static const char out[] = "\"\\/\b\f\n\r\t";
+            put(&b, &out[simple - "\"\\/bfnrt"], 1);
+        } else if (e == 'u') {
+            uint32_t cp = hex4(j);
+            if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->s >= 6 && j->s[0] == '\\' && j->s[1] == 'u') {
+                j->s += 2;
+                uint32_t lo = hex4(j);
+                if (lo < 0xdc00 || lo >= 0xe000) { free(b.s); bad(j, "a broken surrogate pair"); }
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            if (cp == 0) { free(b.s); bad(j, "a NUL character inside a string"); }
+            put_utf8(&b, cp);
+        } else {
+            free(b.s);
+            bad(j, "an unknown escape \\%c", e);
+        }
+    }
+    return b.s;
+}
+
+// a non-negative JSON integer no larger than `max`
+static uint64_t parse_uint(Json *j, uint64_t max, const char *what) {
+    skip_ws(j);
+    if (j->s >= j->end || *j->s < '0' || *j->s > '9') bad(j, "%s is not a non-negative integer", what);
+    uint64_t v = 0;
+    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
+        v = v * 10 + (uint64_t)(*j->s++ - '0');
+        if (v > max) bad(j, "%s is too large", what);
+    }
+    if (j->s < j->end && (*j->s == '.' || *j->s == 'e' || *j->s == 'E')) bad(j, "%s is not an integer", what);
+    return v;
+}
+
+// skips any JSON value
+static void skip_value(Json *j, int depth) {
+    if (depth > ST_MAX_DEPTH) bad(j, "nested too deeply");
+    int c = peek(j);
+    if (c == '"') {
+        free(parse_string(j));
+    } else if (c == '{' || c == '[') {
+        const char close = c == '{' ? '}' : ']';
+        j->s++;
+        if (peek(j) == close) { j->s++; return; }
+        for (;;) {
+            if (c == '{') {
+                free(parse_string(j));
+                expect(j, ':');
+            }
+            skip_value(j, depth + 1);
+            if (peek(j) == ',') { j->s++; continue; }
+            expect(j, close);
+            return;
+        }
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        j->s++;
+        while (j->s < j->end && strchr("0123456789.eE+-", *j->s) && *j->s) j->s++;
+    } else {
+        static const char *const words[] = {"true", "false", "null"};
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(words[w]);
+            if ((size_t)(j->end - j->s) >= n && !memcmp(j->s, words[w], n)) { j->s += n; return; }
+        }
+        bad(j, "an unexpected character in the header");
+    }
+}
+
+static int dtype_of(const char *name) {
+    if (!strcmp(name, "F32")) return ST_F32;
+    if (!strcmp(name, "BF16")) return ST_BF16;
+    if (!strcmp(name, "F16")) return ST_F16;
+    return -1;
+}
+static const size_t dtype_bytes[] = {4, 2, 2};
+
+// {"dtype": ..., "shape": [...], "data_offsets": [b, e]} into *t
+static void parse_entry(Json *j, StEntry *t) {
+    int have_dtype = 0, have_shape = 0, have_offsets = 0;
+    expect(j, '{');
+    if (peek(j) != '}') {
+        for (;;) {
+            char *key = parse_string(j);
+            expect(j, ':');
+            if (!strcmp(key, "dtype")) {
+                char *d = parse_string(j);
+                t->dtype = dtype_of(d);
+                if (t->dtype < 0) bad(j, "tensor %.96s has dtype %.32s (F32, BF16 or F16 are read)", t->name, d);
+                free(d);
+                have_dtype = 1;
+            } else if (!strcmp(key, "shape")) {
+                expect(j, '[');
+                t->ndim = 0;
+                if (peek(j) != ']') {
+                    for (;;) {
+                        if (t->ndim == 4) bad(j, "tensor %s has more than 4 dimensions", t->name);
+                        t->shape[t->ndim++] = (int64_t)parse_uint(j, (uint64_t)1 << 40, "a shape entry");
+                        if (peek(j) == ',') { j->s++; continue; }
+                        break;
+                    }
+                }
+                expect(j, ']');
+                have_shape = 1;
+            } else if (!strcmp(key, "data_offsets")) {
+                expect(j, '[');
+                t->begin = parse_uint(j, (uint64_t)1 << 62, "a data offset");
+                expect(j, ',');
+                t->end = parse_uint(j, (uint64_t)1 << 62, "a data offset");
+                expect(j, ']');
+                have_offsets = 1;
+            } else {
+                skip_value(j, 1);
+            }
+            free(key);
+            if (peek(j) == ',') { j->s++; continue; }
+            break;
+        }
+    }
+    expect(j, '}');
+    if (!have_dtype || !have_shape || !have_offsets)
+        bad(j, "tensor %s lacks %s", t->name, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+}
+
+static void parse_metadata(Json *j, StFile *st) {
+    expect(j, '{');
+    if (peek(j) == '}') { j->s++; return; }
+    for (;;) {
+        char *key = parse_string(j);
+        expect(j, ':');
+        if (peek(j) != '"') bad(j, "__metadata__ value of %.64s is not a string", key);
+        char *value = parse_string(j);
+        st->meta_key = xrealloc(st->meta_key, (size_t)(st->nmeta + 1) * sizeof(char *));
+        st->meta_value = xrealloc(st->meta_value, (size_t)(st->nmeta + 1) * sizeof(char *));
+        st->meta_key[st->nmeta] = key;
+        st->meta_value[st->nmeta++] = value;
+        if (peek(j) == ',') { j->s++; continue; }
+        break;
+    }
+    expect(j, '}');
+}
+
+void safetensors_close(StFile *st) {
+    if (!st) return;
+    for (int i = 0; i < st->n; i++) free(st->t[i].name);
+    for (int i = 0; i < st->nmeta; i++) free(st->meta_key[i]), free(st->meta_value[i]);
+    free(st->t), free(st->meta_key), free(st->meta_value), free(st->flag), free(st->path);
+    free(st);
+}
+
+StFile *safetensors_open(const char *flag, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die("%s=%s: cannot open it", flag, path);
+    unsigned char len8[8];
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); die("%s=%s: cannot seek in it", flag, path); }
+    const long size = ftell(f);
+    rewind(f);
+    if (size < 8 || fread(len8, 1, 8, f) != 8) {
+        fclose(f);
+        die("%s=%s: not a safetensors file: %ld bytes, shorter than the 8-byte header length", flag, path, size);
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > (uint64_t)size - 8) {
+        fclose(f);
+        die("%s=%s: not a safetensors file: header length %llu in a %ld-byte file", flag, path,
+            (unsigned long long)hlen, size);
+    }
+    char *text = xmalloc(hlen + 1);
+    if (fread(text, 1, hlen, f) != hlen) { fclose(f); free(text); die("%s=%s: a short read", flag, path); }
+    fclose(f);
+    text[hlen] = 0;
+
+    StFile *st = xcalloc(1, sizeof *st);
+    st->flag = xstrdup(flag);
+    st->path = xstrdup(path);
+    st->data_start = 8 + hlen;
+    st->file_size = (uint64_t)size;
+    Json j = {text, text, text + hlen, st->flag, st->path};
+    expect(&j, '{');
+    if (peek(&j) != '}') {
+        for (;;) {
+            char *name = parse_string(&j);
+            expect(&j, ':');
+            if (!strcmp(name, "__metadata__")) {
+                free(name);
+                parse_metadata(&j, st);
+            } else {
+                if (safetensors_find(st, name)) bad(&j, "tensor %.96s appears twice", name);
+                st->t = xrealloc(st->t, (size_t)(st->n + 1) * sizeof *st->t);
+                StEntry *t = &st->t[st->n++];
+                memset(t, 0, sizeof *t);
+                t->name = name;
+                parse_entry(&j, t);
+            }
+            if (peek(&j) == ',') { j.s++; continue; }
+            break;
+        }
+    }
+    expect(&j, '}');
+    if (peek(&j) != -1) bad(&j, "text after the header's closing brace");
+    // every tensor's bytes inside the data, sized by its shape and dtype
+    const uint64_t data_bytes = st->file_size - st->data_start;
+    for (int i = 0; i < st->n; i++) {
+        const StEntry *t = &st->t[i];
+        uint64_t count = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->shape[d] && count > ((uint64_t)1 << 62) / (uint64_t)t->shape[d])
+                bad(&j, "tensor %.96s is too large", t->name);
+            count *= (uint64_t)t->shape[d];
+        }
+        if (t->begin > t->end || t->end > data_bytes)
+            die("%s=%s: tensor %s's data [%llu, %llu) is outside the file's %llu data bytes (truncated?)", flag,
+                path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                (unsigned long long)data_bytes);
+        if (count > ((uint64_t)1 << 62) / 4 || t->end - t->begin != count * dtype_bytes[t->dtype])
+            bad(&j, "tensor %.96s has %llu data bytes for %llu elements", t->name,
+                (unsigned long long)(t->end - t->begin), (unsigned long long)count);
+    }
+    free(text);
+    return st;
+}
+
+const StEntry *safetensors_find(const StFile *st, const char *name) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(st->t[i].name, name)) return &st->t[i];
+    return NULL;
+}
+
+const char *safetensors_meta(const StFile *st, const char *key) {
+    for (int i = 0; i < st->nmeta; i++)
+        if (!strcmp(st->meta_key[i], key)) return st->meta_value[i];
+    return NULL;
+}
+
+static void shape_string(char *out, size_t size, int ndim, const int64_t *shape) {
+    int n = snprintf(out, size, "[");
+    for (int d = 0; d < ndim && n > 0 && (size_t)n < size; d++)
+        n += snprintf(out + n, size - (size_t)n, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (n > 0 && (size_t)n < size) snprintf(out + n, size - (size_t)n, "]");
+}
+
+// bf16 is the top half of an fp32; fp16 widens exactly (subnormals, inf, NaN)
+static float bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+static float f16_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h >> 15) << 31, e = h >> 10 & 0x1f, m = h & 0x3ff;
+    uint32_t u;
+    if (e == 0x1f) {
+        u = sign | 0x7f800000u | m << 13;
+    } else if (e) {
+        u = sign | (e + 112) << 23 | m << 13;
+    } else {   // zero or subnormal: m * 2^-24
+        float x = (float)m * 5.9604644775390625e-8f;
+        return sign ? -x : x;
+    }
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+void safetensors_read(const StFile *st, const char *name, int ndim, const int64_t *shape, float *dst) {
+    const StEntry *t = safetensors_find(st, name);
+    char want[128], got[128];
+    shape_string(want, sizeof want, ndim, shape);
+    if (!t) die("%s=%s: tensor %s %s is missing", st->flag, st->path, name, want);
+    int64_t count = 1, tcount = 1;
+    for (int d = 0; d < ndim; d++) count *= shape[d];
+    for (int d = 0; d < t->ndim; d++) tcount *= t->shape[d];
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same && !(count == 1 && tcount == 1)) {
+        shape_string(got, sizeof got, t->ndim, t->shape);
+        die("%s=%s: tensor %s has shape %s, the model needs %s", st->flag, st->path, name, got, want);
+    }
+    FILE *f = fopen(st->path, "rb");
+    if (!f) die("%s=%s: cannot open it", st->flag, st->path);
+    const size_t bytes = (size_t)(t->end - t->begin);
+    void *raw = t->dtype == ST_F32 ? (void *)dst : xmalloc(bytes ? bytes : 1);
+    const int ok = fseek(f, (long)(st->data_start + t->begin), SEEK_SET) == 0 && fread(raw, 1, bytes, f) == bytes;
+    fclose(f);
+    if (!ok) {
+        if (raw != dst) free(raw);
+        die("%s=%s: a short read of tensor %s (the file changed?)", st->flag, st->path, name);
+    }
+    if (t->dtype != ST_F32) {
+        const uint16_t *h = raw;
+        for (int64_t i = 0; i < count; i++) dst[i] = t->dtype == ST_BF16 ? bf16_to_float(h[i]) : f16_to_float(h[i]);
+        free(raw);
     }
 }

@@ -10,11 +10,14 @@
 // the identity), ln2w, ln2b, fcw (M x D), fcb, fcprojw (D x M), fcprojb - then
 // head_lnw, head_lnb (D), head_w (K x D), head_b (K).
 // PD = P*P*C*5 with SPT (P*P*C without), T = Np + 1 tokens, K classes.
+// vit_weights.c maps them to the reference's state_dict names (--export,
+// --init-from).
 #ifndef VIT_H
 #define VIT_H
 
 #include "../ops.h"
 #include "params.h"
+#include "safetensors.h"
 
 
 typedef enum {
@@ -99,5 +102,22 @@ int vit_last_correct(ViT *m);
 // last forward with labels. Call vit_zero_grad first.
 void vit_backward(ViT *m, float grad_scale);
 void vit_zero_grad(ViT *m);
+
+// --- weights out and in (vit_weights.c) ---------------------------------------
+// Writes the weights to `path` (safetensors, F32, atomically) under the state_dict
+// names of the reference repository (the table in vit_weights.c), and in
+// __metadata__ the settings that define the model - format, model, attn, gamma,
+// channels, image_height, image_width, patch_size, num_classes, dim, depth,
+// heads, dim_head, mlp_dim - followed by the caller's `meta` entries.
+void vit_export_safetensors(ViT *m, const char *path, const StMeta *meta, int nmeta);
+// The model-defining fields of cfg (kind, attn_x, gamma, channels, height,
+// width, patch, classes, dim, depth, heads, mlp_dim) from the __metadata__ of a
+// file vit_export_safetensors wrote; the others are left as they are. A key
+// missing, malformed or inconsistent is a one-line die() naming the file.
+void vit_config_from_safetensors(const StFile *st, ViTConfig *cfg);
+// Loads every tensor of m (built with the file's settings) from st: each must
+// be there in its shape, and the file may hold no tensor m lacks; otherwise a
+// one-line die() naming the tensor.
+void vit_import_safetensors(ViT *m, const StFile *st);
 
 #endif

@@ -1,17 +1,20 @@
 #!/usr/bin/python3
-"""An independent reader of train_gpt's --export file (tests/test_cli.sh).
+"""An independent reader of train_gpt's weight files (tests/test_cli.sh).
 
-Parses the safetensors file with json + struct only (not the project's code),
-checks its header (F32 tensors, nanoGPT's names and shapes, offsets that tile
-the data exactly), builds the GPT in PyTorch from it (tests/torch_ref.py's
-forward), evaluates the validation windows README documents for
---sample=sequential, and compares the loss with the one train_gpt wrote.
+A safetensors file (--export) is parsed with json + struct only (not the
+project's code) and its header checked (F32 tensors, nanoGPT's names and
+shapes, offsets that tile the data exactly); an llm.c GPT-2 checkpoint (what
+--init-from also reads: formats.md) is parsed from its header. Either way the
+GPT is built in PyTorch (tests/torch_ref.py's forward), evaluated on the
+validation windows README documents for --sample=sequential, and the loss
+compared with train_gpt's.
 
-    /usr/bin/python3 tests/safetensors_check.py FILE VAL_BIN EVAL_WINDOWS VAL_LOSS
+    /usr/bin/python3 tests/safetensors_check.py FILE VAL_BIN EVAL_WINDOWS VAL_LOSS [ATTN GAMMA SEQ]
 
 VAL_BIN is a nanoGPT uint16 token file; EVAL_WINDOWS = eval-batches x batch.
+ATTN and GAMMA say which attention evaluates an llm.c file, which records
+none, and SEQ the block size of the run (windows of SEQ tokens, wpe cropped).
 """
-import json
 import os
 import struct
 import sys
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_read  # noqa: E402
 import torch_ref  # noqa: E402
 
 
@@ -27,47 +31,61 @@ def fail(msg):
     sys.exit(f"safetensors_check: {msg}")
 
 
+def read_llmc(data):
+    """(params, V, T, L, NH, C) of an llm.c checkpoint: 256 int32, then the tensors in llm.c's order"""
+    h = struct.unpack_from("<256i", data, 0)
+    if h[0] != 20240326 or h[1] not in (3, 5):
+        fail(f"llm.c header {h[0]} version {h[1]}")
+    T, V, L, NH, C, Vp = h[2:8]
+    dtype = torch.float32 if h[1] == 3 else torch.bfloat16
+    shapes = [("wte", [Vp, C]), ("wpe", [T, C]), ("ln1w", [L, C]), ("ln1b", [L, C]), ("qkvw", [L, 3 * C, C]),
+              ("qkvb", [L, 3 * C]), ("attprojw", [L, C, C]), ("attprojb", [L, C]), ("ln2w", [L, C]),
+              ("ln2b", [L, C]), ("fcw", [L, 4 * C, C]), ("fcb", [L, 4 * C]), ("fcprojw", [L, C, 4 * C]),
+              ("fcprojb", [L, C]), ("lnfw", [C]), ("lnfb", [C])]
+    size = 4 if h[1] == 3 else 2
+    off, p = 1024, {}
+    for name, shape in shapes:
+        n = 1
+        for d in shape:
+            n *= d
+        p[name] = torch.frombuffer(bytearray(data[off:off + n * size]), dtype=dtype).double().view(shape)
+        off += n * size
+    if off != len(data):
+        fail(f"llm.c file of {len(data)} bytes, its shapes need {off}")
+    return p, V, T, L, NH, C
+
+
 def main():
     path, val_path, windows, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     data = open(path, "rb").read()
-    (hlen,) = struct.unpack_from("<Q", data, 0)
-    if hlen % 8 or 8 + hlen > len(data):
-        fail(f"header length {hlen} of a {len(data)}-byte file")
-    header = json.loads(data[8:8 + hlen].decode("utf-8"))
-    meta = header.pop("__metadata__")
-    body = data[8 + hlen:]
+    if data[:4] == struct.pack("<i", 20240326):
+        p, V, T, L, NH, C = read_llmc(data)
+        cfg = {"C": C, "NH": NH, "L": L, "attn_x": sys.argv[5] == "x", "gamma": float(sys.argv[6])}
+        T = int(sys.argv[7])
+        p["wpe"] = p["wpe"][:T]
+        evaluate(p, cfg, V, T, val_path, windows, want, "llm.c checkpoint")
+        return
+    def shapes(meta):
+        for key in ("n_layer", "n_embd", "n_head", "vocab_size", "padded_vocab_size", "block_size", "bias"):
+            if key not in meta:
+                fail(f"__metadata__ lacks {key}: {meta}")
+        L, C = int(meta["n_layer"]), int(meta["n_embd"])
+        Vp, T, bias = int(meta["padded_vocab_size"]), int(meta["block_size"]), int(meta["bias"])
+        want = {"transformer.wte.weight": [Vp, C], "transformer.wpe.weight": [T, C], "transformer.ln_f.weight": [C]}
+        if bias:
+            want["transformer.ln_f.bias"] = [C]
+        layer = {"ln_1.weight": [C], "attn.c_attn.weight": [3 * C, C], "attn.c_proj.weight": [C, C],
+                 "ln_2.weight": [C], "mlp.c_fc.weight": [4 * C, C], "mlp.c_proj.weight": [C, 4 * C]}
+        if bias:
+            layer.update({"ln_1.bias": [C], "attn.c_attn.bias": [3 * C], "attn.c_proj.bias": [C],
+                          "ln_2.bias": [C], "mlp.c_fc.bias": [4 * C], "mlp.c_proj.bias": [C]})
+        for l in range(L):
+            for k, v in layer.items():
+                want[f"transformer.h.{l}.{k}"] = v
+        return want
+    meta, tensors = safetensors_read.load(path, shapes, fail)
     L, C, NH = int(meta["n_layer"]), int(meta["n_embd"]), int(meta["n_head"])
-    V, Vp, T, bias = int(meta["vocab_size"]), int(meta["padded_vocab_size"]), int(meta["block_size"]), int(meta["bias"])
-    want_shapes = {"transformer.wte.weight": [Vp, C], "transformer.wpe.weight": [T, C],
-                   "transformer.ln_f.weight": [C]}
-    if bias:
-        want_shapes["transformer.ln_f.bias"] = [C]
-    layer = {"ln_1.weight": [C], "attn.c_attn.weight": [3 * C, C], "attn.c_proj.weight": [C, C],
-             "ln_2.weight": [C], "mlp.c_fc.weight": [4 * C, C], "mlp.c_proj.weight": [C, 4 * C]}
-    if bias:
-        layer.update({"ln_1.bias": [C], "attn.c_attn.bias": [3 * C], "attn.c_proj.bias": [C],
-                      "ln_2.bias": [C], "mlp.c_fc.bias": [4 * C], "mlp.c_proj.bias": [C]})
-    for l in range(L):
-        for k, v in layer.items():
-            want_shapes[f"transformer.h.{l}.{k}"] = v
-    if set(header) != set(want_shapes):
-        fail(f"tensor names differ: extra {sorted(set(header) - set(want_shapes))}, "
-             f"missing {sorted(set(want_shapes) - set(header))}")
-    spans, tensors = [], {}
-    for name, info in header.items():
-        if info["dtype"] != "F32" or info["shape"] != want_shapes[name]:
-            fail(f"{name}: {info['dtype']} {info['shape']}, expected F32 {want_shapes[name]}")
-        b, e = info["data_offsets"]
-        n = 1
-        for d in info["shape"]:
-            n *= d
-        if e - b != 4 * n:
-            fail(f"{name}: offsets {b}..{e} for {n} floats")
-        spans.append((b, e))
-        tensors[name] = torch.frombuffer(bytearray(body[b:e]), dtype=torch.float32).double().view(info["shape"])
-    spans.sort()
-    if spans[0][0] != 0 or spans[-1][1] != len(body) or any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
-        fail("data offsets do not tile the data section")
+    V, T = int(meta["vocab_size"]), int(meta["block_size"])
 
     def stack(k):
         return torch.stack([tensors[f"transformer.h.{l}.{k}"] for l in range(L)]) if f"transformer.h.0.{k}" in tensors else None
@@ -79,7 +97,10 @@ def main():
          "fcprojb": stack("mlp.c_proj.bias"), "lnfw": tensors["transformer.ln_f.weight"],
          "lnfb": tensors.get("transformer.ln_f.bias")}
     cfg = {"C": C, "NH": NH, "L": L, "attn_x": meta["attn"] == "x", "gamma": float(meta["gamma"])}
+    evaluate(p, cfg, V, T, val_path, windows, want, f"{len(tensors)} tensors")
 
+
+def evaluate(p, cfg, V, T, val_path, windows, want, what):
     # README: window w starts at token w*T; inputs its first T tokens, targets the next T
     tok = torch.frombuffer(bytearray(open(val_path, "rb").read()), dtype=torch.int16).long() & 0xFFFF
     if (windows - 1) * T + T + 1 > tok.numel():
@@ -90,7 +111,7 @@ def main():
         logits = torch_ref.forward(p, cfg, idx)[..., :V]
         loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1)).item()
     rel = abs(loss - want) / abs(want)
-    print(f"safetensors_check: {len(header)} tensors; val loss {loss:.9f} (PyTorch) vs {want:.9f} "
+    print(f"safetensors_check: {what}; val loss {loss:.9f} (PyTorch) vs {want:.9f} "
           f"(train_gpt): {rel:.2e} relative")
     if rel > 1e-5:
         fail(f"val loss differs by {rel:.2e} relative (more than 1e-5)")

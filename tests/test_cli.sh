@@ -209,6 +209,83 @@ check "eval-only --export: PyTorch from the file gives the val loss" \
 err=$("$BIN" --eval-only=1 2>&1 >/dev/null); rc=$?
 check "eval-only without --resume: exit 2, got $rc" [ "$rc" -eq 2 ]
 check "eval-only without --resume: one line" [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+# --- --init-from: our export, and llm.c checkpoints, back in ---------------
+# the exported file evaluates to the run's own val loss to the printed digit
+# (every attention kind), and its shapes and attention come from the file
+TOKD=(--data="$OUT/tok/train.bin" --val-data="$OUT/tok/val.bin" --sample=sequential --batch=8 --eval-batches=2)
+for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
+    tag=${mode//[^a-z0-9]/}
+    vl=$(tail -n 1 "$OUT/exp_$tag/metrics.csv" | cut -d, -f5)
+    got=$("$BIN" --init-from="$OUT/$tag.safetensors" --eval-only=1 "${TOKD[@]}" 2>/dev/null); rc=$?
+    check "init-from $mode: eval-only exit code $rc" [ "$rc" -eq 0 ]
+    check "init-from $mode: the run's val loss ($vl) to the printed digit" \
+        grep -qx "val loss $(printf '%.6f' "$vl") | val acc [0-9.]*" <<< "$got"
+done
+# a new run from the file: its first evaluation is the file's model, and the
+# run directory records the shapes it took from the file
+"$BIN" --init-from="$OUT/attnxgamma05.safetensors" "${TOKD[@]}" --steps=2 --eval-every=1 --log-every=100 \
+    --out="$OUT/init_run" > /dev/null 2>&1
+check "init-from: a training run exits 0" [ $? -eq 0 ]
+vl=$(tail -n 1 "$OUT/exp_attnxgamma05/metrics.csv" | cut -d, -f5)
+check "init-from: step 0 evaluates the file's weights" \
+    [ "$(sed -n 2p "$OUT/init_run/metrics.csv" | cut -d, -f5)" = "$vl" ]
+check "init-from: config.txt has the file's embd" grep -qx "embd=32" "$OUT/init_run/config.txt"
+check "init-from: config.txt has the file's attention" grep -qx "attn=x" "$OUT/init_run/config.txt"
+check "init-from: config.txt has the file's gamma" grep -qx "gamma=0.5" "$OUT/init_run/config.txt"
+# llm.c checkpoints, fp32 (version 3) and bf16 (version 5), written by the
+# test from random weights: the model PyTorch builds from the same file gives
+# our val loss; the file's block size 24 cropped to --seq=16; its padded
+# vocabulary (80 rows) differs from ours (128)
+for version in 3 5; do
+    /usr/bin/python3 tests/llmc_write.py "$OUT/llmc$version.bin" $version 24 67 2 2 32 80 7
+    got=$("$BIN" --init-from="$OUT/llmc$version.bin" --eval-only=1 "${TOKD[@]}" --seq=16 --attn=x --gamma=0.5 2>/dev/null)
+    vl=$(grep -o 'val loss [0-9.]*' <<< "$got" | cut -d' ' -f3)
+    check "init-from llm.c v$version: PyTorch from the file gives the val loss ($vl)" \
+        /usr/bin/python3 tests/safetensors_check.py "$OUT/llmc$version.bin" "$OUT/tok/val.bin" 16 "${vl:-nan}" x 0.5 16
+done
+# errors: one line, the flag and both values named, nothing written
+expect_error() {   # expect_error NAME EXIT PATTERN ARGS...
+    local name=$1 want=$2 pattern=$3; shift 3
+    local err rc
+    err=$("$BIN" "$@" 2>&1 >/dev/null); rc=$?
+    check "init-from $name: exit $want, got $rc" [ "$rc" -eq "$want" ]
+    check "init-from $name: one line matching '$pattern'" \
+        [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 -a "$(printf '%s\n' "$err" | grep -c -- "$pattern")" -eq 1 ]
+}
+expect_error "contradicting --layers" 2 "layers=3 contradicts.*has layers 2" \
+    --init-from="$OUT/attnstd.safetensors" --layers=3 --eval-only=1 "${TOKD[@]}"
+expect_error "a longer --seq" 2 "seq=32 contradicts.*has seq 16" \
+    --init-from="$OUT/attnstd.safetensors" --seq=32 --eval-only=1 "${TOKD[@]}"
+expect_error "mqar's vocabulary" 2 "has vocabulary 67.*the data needs 65" \
+    --init-from="$OUT/attnstd.safetensors" --eval-only=1 --mqar-pairs=4
+expect_error "with --resume" 2 "init-from and --resume" --init-from="$OUT/attnstd.safetensors" --resume="$OUT/ev"
+expect_error "a missing file" 1 "init-from=$OUT/none.bin: cannot open" --init-from="$OUT/none.bin" --eval-only=1
+head -c 3000 "$OUT/attnstd.safetensors" > "$OUT/cut.safetensors"
+expect_error "a truncated safetensors file" 1 "cut.safetensors: tensor .* is outside the file's 240 data bytes (truncated?)" \
+    --init-from="$OUT/cut.safetensors" --eval-only=1 "${TOKD[@]}"
+head -c 5000 "$OUT/llmc3.bin" > "$OUT/cut.bin"
+expect_error "a truncated llm.c file" 1 "cut.bin: .* bytes, but its header's shapes need" \
+    --init-from="$OUT/cut.bin" --eval-only=1 "${TOKD[@]}"
+# a tensor of the wrong shape, and one of the wrong dtype: the header rewritten
+# by Python (json), the data kept
+/usr/bin/python3 - "$OUT/attnstd.safetensors" "$OUT" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack_from("<Q", data); h = json.loads(data[8:8 + n])
+def write(name, h):
+    t = json.dumps(h).encode(); t += b" " * (-len(t) % 8)
+    open(f"{sys.argv[2]}/{name}", "wb").write(struct.pack("<Q", len(t)) + t + data[8 + n:])
+w = h["transformer.h.1.mlp.c_fc.weight"]
+shape = dict(h); shape["transformer.h.1.mlp.c_fc.weight"] = dict(w, shape=[64, 64]); write("shape.safetensors", shape)
+dtype = dict(h); dtype["transformer.h.1.mlp.c_fc.weight"] = dict(w, dtype="I32"); write("dtype.safetensors", dtype)
+PY
+expect_error "a wrong shape" 1 "tensor transformer.h.1.mlp.c_fc.weight has shape \[64, 64\], the model needs \[128, 32\]" \
+    --init-from="$OUT/shape.safetensors" --eval-only=1 "${TOKD[@]}"
+expect_error "a wrong dtype" 1 "transformer.h.1.mlp.c_fc.weight has dtype I32" \
+    --init-from="$OUT/dtype.safetensors" --eval-only=1 "${TOKD[@]}"
+before=$(cd "$OUT/ev" && md5sum -- *)
+"$BIN" --init-from="$OUT/shape.safetensors" "${TOKD[@]}" --steps=2 --out="$OUT/ev" --overwrite=1 > /dev/null 2>&1
+check "init-from a bad file: the run directory in --out untouched" [ "$(cd "$OUT/ev" && md5sum -- *)" = "$before" ]
 err=$("$BIN" "${TINY[@]}" --steps=2 --export="$OUT/no/such/dir/m.safetensors" --out="$OUT/exp_bad" 2>&1 >/dev/null)
 rc=$?
 check "export to a missing directory: exit 1, got $rc" [ "$rc" -eq 1 ]

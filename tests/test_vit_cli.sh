@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_vit_cli.sh - train_vit end to end: exit codes for bad flags, the CSV
 # header and rows, reproducibility across threads, resume equality, --max-steps
-# on a tiny synthetic IDX dataset, a missing dataset, and real learning: a small ViT
+# on a tiny synthetic IDX dataset, a missing dataset, weights out and back in
+# (--export, --eval-only, --init-from; the exported file rebuilt in PyTorch by
+# an independent reader), and real learning: a small ViT
 # trained one epoch on Fashion-MNIST (Debian's dataset-fashion-mnist) reaches
 # 80% test accuracy in both attention modes.
 set -u
@@ -86,7 +88,8 @@ help=$("$BIN" --help); rc=$?
 check "--help exit code" [ "$rc" -eq 0 ]
 for f in model patch dim depth heads mlp-dim dropout emb-dropout attn gamma dataset data-dir labels \
          randaug crop flip optim lr min-lr warmup schedule wd beta1 beta2 eps tau clip label-smoothing \
-         epochs max-steps batch seed eval-every log-every save-every out device resume config overwrite; do
+         epochs max-steps batch seed eval-every log-every save-every out device resume init-from \
+         eval-only export config overwrite; do
     case "$help" in *"--$f="*) ok ;; *) bad "--help does not list --$f" ;; esac
 done
 
@@ -215,6 +218,154 @@ out=$("$BIN" --resume="$OUT/nan_skip" --epochs=2 --on-nan=skip 2>&1); rc=$?
 check "nan skip: runs to the end (exit $rc)" [ "$rc" -eq 0 ]
 case "$out" in *"update skipped"*"updates skipped for non-finite values"*) ok ;;
     *) bad "nan skip: not counted in the log" ;; esac
+
+# --- weights out and in: --export, --eval-only, --init-from ------------------
+# For both models, both attentions and the plain ViT's one-head case (no
+# output projection): the run's checkpoint evaluated alone (--eval-only) gives
+# the run's last val loss and accuracy to the printed digit and leaves the run
+# directory as it was; the file --export wrote, read back by --init-from,
+# gives them too, and exported again it is the same file byte for byte; an
+# independent reader (tests/vit_safetensors_check.py: json + struct, the
+# reference's names and shapes, then the model in PyTorch) gives the val loss
+# to 1e-5 relative. (--lr=1e-2 moves every tensor well away from its init, so
+# that one exported under another's name changes the loss: swapping the two
+# LayerNorm gains of each block, or giving both blocks block 0's LSA
+# temperature, moved it by 3e-4 to 9e-3 relative when tried.)
+MNIST_NORM=(0.1307 0.3081)
+for variant in "small_std:--model=vit_small --attn=std" "small_x:--model=vit_small --attn=x --gamma=0.5" \
+               "vit_std:--model=vit --attn=std" "vit_x:--model=vit --attn=x --gamma=0.5" \
+               "vit_1head:--model=vit --heads=1 --attn=x"; do
+    name=${variant%%:*}; flags=${variant#*:}
+    dir=$OUT/w_$name file=$OUT/w_$name.safetensors
+    # shellcheck disable=SC2086
+    "$BIN" "${TINY[@]}" $flags --lr=1e-2 --save-every=2 --export="$file" --out="$dir" > /dev/null 2>&1
+    check "export $name: exit code" [ $? -eq 0 ]
+    row=$(tail -n 1 "$dir/metrics.csv")
+    want="val loss $(printf '%.6f' "$(cut -d, -f6 <<< "$row")") | val acc $(printf '%.6f' "$(cut -d, -f7 <<< "$row")")"
+    before=$(cd "$dir" && md5sum -- *)
+    got=$("$BIN" --resume="$dir" --eval-only=1 --export="$OUT/w_$name.again.safetensors" 2>&1); rc=$?
+    got=$(grep '^val loss' <<< "$got")
+    check "eval-only $name: exit code $rc" [ "$rc" -eq 0 ]
+    check "eval-only $name: '$got', the run's last evaluation is '$want'" [ "$got" = "$want" ]
+    check "eval-only $name: the run directory untouched" [ "$(cd "$dir" && md5sum -- *)" = "$before" ]
+    check "eval-only $name: --export of the checkpoint is the run's export" cmp -s "$file" "$OUT/w_$name.again.safetensors"
+    # shellcheck disable=SC2086
+    got=$("$BIN" "${TINY[@]}" $flags --init-from="$file" --eval-only=1 --out="$OUT/w_none" \
+              --export="$OUT/w_$name.round.safetensors" 2>&1); rc=$?
+    got=$(grep '^val loss' <<< "$got")
+    check "init-from eval-only $name: exit code $rc" [ "$rc" -eq 0 ]
+    check "init-from eval-only $name: '$got', the run's last evaluation is '$want'" [ "$got" = "$want" ]
+    check "init-from eval-only $name: no run directory" [ ! -e "$OUT/w_none" ]
+    check "init-from + export $name: the same file byte for byte" cmp -s "$file" "$OUT/w_$name.round.safetensors"
+    got=$(/usr/bin/python3 tests/vit_safetensors_check.py "$file" "$OUT/data" "${MNIST_NORM[@]}" \
+              "$(cut -d, -f6 <<< "$row")" 2>&1); rc=$?
+    check "PyTorch from the $name file gives the val loss: $got" [ "$rc" -eq 0 ]
+    [ "$rc" -eq 0 ] && echo "  $got"
+done
+# --init-from takes the model from the file (no model flag given), trains it
+# with a fresh optimizer, and a resume of that run continues it exactly
+"$BIN" --dataset=mnist --data-dir="$OUT/data" --batch=32 --epochs=2 --lr=1e-3 --log-every=100 --device=cpu \
+    --init-from="$OUT/w_vit_x.safetensors" --out="$OUT/w_init" > "$OUT/w_init.log" 2>&1
+check "init-from run: exit code" [ $? -eq 0 ]
+check "init-from run: the file's model" grep -q 'vit, AttentionX attention on mnist.*dim 16, depth 2, heads 2, mlp 24' "$OUT/w_init.log"
+check "init-from run: config.txt has the file's settings" \
+    [ "$(grep -cxE 'model=vit|attn=x|gamma=0.5|dim=16' "$OUT/w_init/config.txt")" -eq 4 ]
+"$BIN" --dataset=mnist --data-dir="$OUT/data" --batch=32 --epochs=1 --save-every=1 --lr=1e-3 --log-every=100 \
+    --device=cpu --init-from="$OUT/w_vit_x.safetensors" --out="$OUT/w_init_half" > /dev/null 2>&1
+"$BIN" --resume="$OUT/w_init_half" --epochs=2 > /dev/null 2>&1
+check "init-from run resumed: exit code" [ $? -eq 0 ]
+check "init-from run resumed: identical losses" diff <(losses "$OUT/w_init") <(losses "$OUT/w_init_half")
+"$BIN" "${TINY[@]}" --model=vit --attn=x --gamma=0.5 --out="$OUT/w_scratch" > /dev/null 2>&1
+check "init-from run: not the run from scratch" differ <(losses "$OUT/w_init") <(losses "$OUT/w_scratch")
+
+# the independent reader catches a wrong layout: the patch Linear's columns in
+# (channel, row, column) order instead of the reference's (row, column,
+# channel), two layers' MLP weights swapped, a name given twice; and files
+# --init-from must refuse (mutate.py rewrites the header with json + struct)
+cat > "$OUT/mutate.py" <<'PY'
+import json, struct, sys
+src, dst, mode = sys.argv[1:4]
+data = open(src, "rb").read()
+(n,) = struct.unpack_from("<Q", data, 0)
+header, body = json.loads(data[8:8 + n]), bytearray(data[8 + n:])
+extra = ""
+if mode == "patch-order":
+    name = "to_patch_embedding.to_patch_tokens.2.weight"
+    (D, PD), (b, _) = header[name]["shape"], header[name]["data_offsets"]
+    pp = int(header["__metadata__"]["patch_size"]) ** 2
+    cs = PD // pp
+    w = struct.unpack_from(f"<{D * PD}f", body, b)
+    out = [w[r * PD + i * cs + c] for r in range(D) for c in range(cs) for i in range(pp)]
+    struct.pack_into(f"<{D * PD}f", body, b, *out)
+elif mode == "swap-layers":
+    a, z = (header[f"transformer.layers.{i}.1.fn.net.0.weight"] for i in (0, 1))
+    a["data_offsets"], z["data_offsets"] = z["data_offsets"], a["data_offsets"]
+elif mode == "duplicate":
+    extra = ',"mlp_head.1.bias":' + json.dumps(header["mlp_head.1.bias"])
+elif mode == "shape":
+    header["mlp_head.1.weight"]["shape"].reverse()
+elif mode == "depth":
+    header["__metadata__"]["depth"] = "1"
+text = json.dumps(header, separators=(",", ":"))[:-1] + extra + "}"
+text += " " * (-len(text) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(text)) + text.encode() + body)
+PY
+vl=$(tail -n 1 "$OUT/w_small_std/metrics.csv" | cut -d, -f6)
+for mode in patch-order swap-layers duplicate; do
+    python3 "$OUT/mutate.py" "$OUT/w_small_std.safetensors" "$OUT/m_$mode.safetensors" $mode
+    err=$(/usr/bin/python3 tests/vit_safetensors_check.py "$OUT/m_$mode.safetensors" "$OUT/data" \
+              "${MNIST_NORM[@]}" "$vl" 2>&1); rc=$?
+    check "the reader fails a $mode file: exit $rc" [ "$rc" -ne 0 ]
+    case "$mode:$err" in patch-order:*"val loss differs"*|swap-layers:*"val loss differs"*|duplicate:*"more than once"*) ok ;;
+        *) bad "the reader on a $mode file: $err" ;; esac
+done
+
+# errors: one line, the exit code, and the run directory they name as it was
+expect_fail() {
+    local what=$1 want_rc=$2 want=$3; shift 3
+    local err rc before
+    before=$(cd "$OUT/w_small_std" && md5sum -- *)
+    err=$("$BIN" "$@" 2>&1 >/dev/null); rc=$?
+    check "$what: exit code $rc, expected $want_rc" [ "$rc" -eq "$want_rc" ]
+    check "$what: one line expected, got: $err" [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+    case "$err" in *"$want"*) ok ;; *) bad "$what: '$err' does not mention '$want'" ;; esac
+    check "$what: the run directory untouched" [ "$(cd "$OUT/w_small_std" && md5sum -- *)" = "$before" ]
+}
+head -c -100 "$OUT/w_small_std.safetensors" > "$OUT/m_truncated.safetensors"   # the last tensor cut short
+python3 "$OUT/mutate.py" "$OUT/w_small_std.safetensors" "$OUT/m_shape.safetensors" shape
+python3 "$OUT/mutate.py" "$OUT/w_small_std.safetensors" "$OUT/m_depth.safetensors" depth
+# (no model flags: those come from the file; the run directory is an existing run's)
+REUSE=(--dataset=mnist --data-dir="$OUT/data" --batch=32 --epochs=2 --device=cpu --out="$OUT/w_small_std"
+       --overwrite=1)
+expect_fail "init-from a missing file" 1 "--init-from=$OUT/none.safetensors" \
+    "${REUSE[@]}" --init-from="$OUT/none.safetensors"
+expect_fail "init-from a truncated file" 1 "--init-from=$OUT/m_truncated.safetensors" \
+    "${REUSE[@]}" --init-from="$OUT/m_truncated.safetensors"
+expect_fail "init-from a tensor of the wrong shape" 1 "mlp_head.1.weight" \
+    "${REUSE[@]}" --init-from="$OUT/m_shape.safetensors"
+expect_fail "init-from a tensor the model lacks" 1 "transformer.layers.1." \
+    "${REUSE[@]}" --init-from="$OUT/m_depth.safetensors"
+expect_fail "init-from with a contradicting --dim" 2 "--dim=32 contradicts --init-from=$OUT/w_small_std.safetensors (dim=16)" \
+    "${REUSE[@]}" --dim=32 --init-from="$OUT/w_small_std.safetensors"
+# the attention is not a shape: --attn and --gamma on the command line choose
+# another one for the file's weights (here, AttentionX on std-trained weights)
+std_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --init-from="$OUT/w_small_std.safetensors" 2>/dev/null)
+x_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --attn=x --gamma=0.5 --init-from="$OUT/w_small_std.safetensors" 2>/dev/null)
+check "init-from --attn=x over std weights: evaluates ('$x_line')" grep -q '^val loss ' <<< "$x_line"
+check "init-from --attn=x over std weights: another model than std ('$std_line')" [ "$x_line" != "$std_line" ]
+expect_fail "init-from with --resume" 2 "--resume" \
+    --resume="$OUT/w_small_std" --init-from="$OUT/w_small_std.safetensors"
+expect_fail "eval-only without --resume or --init-from" 2 "--eval-only=1 needs" "${REUSE[@]}" --eval-only=1
+# images of another size than the file's model
+python3 - "$OUT/data16" <<'PY'
+import os, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+for split, n in (("train", 4), ("t10k", 4)):
+    open(f"{d}/{split}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 16, 16) + bytes(256 * n))
+    open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + bytes(range(n)))
+PY
+expect_fail "init-from on images of another size" 2 "1x12x12 images in 10 classes" \
+    "${REUSE[@]}" --data-dir="$OUT/data16" --init-from="$OUT/w_small_std.safetensors"
 
 # --- devices -------------------------------------------------------------------
 err=$("$BIN" "${TINY[@]}" --epochs=1 --device=cuda --out="$OUT/cuda" 2>&1); rc=$?

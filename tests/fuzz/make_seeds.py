@@ -67,3 +67,32 @@ llmc = struct.pack("<256i", 20240328, 2, 3, 2, *([0] * 252))
 llmc += b"\x01a" + b"\x02bc" + b"\x00"
 put("tokenizer", "llmc", b"\x02" + llmc)
 put("tokenizer", "text", b"\x03Hello world, it's 2024!\n\n  \xff\xfe caf\xc3\xa9")
+
+# weights (--init-from) for fuzz_weights' tiny GPT (V 9, T 4, L 1, C 4, bias):
+# an llm.c checkpoint (version 3) and a safetensors file under nanoGPT's names
+C, T, V, Vp = 4, 4, 9, 16
+sizes = [Vp * C, T * C, C, C, 3 * C * C, 3 * C, C * C, C, C, C, 4 * C * C, 4 * C, 4 * C * C, C, C, C]
+n = sum(sizes)
+put("weights", "llmc_v3", struct.pack("<256i", 20240326, 3, T, V, 1, 1, C, Vp, *([0] * 248))
+    + struct.pack(f"<{n}f", *([0.25] * n)))
+names = [("transformer.wte.weight", [Vp, C]), ("transformer.wpe.weight", [T, C])]
+for k, shape in (("ln_1.weight", [C]), ("ln_1.bias", [C]), ("attn.c_attn.weight", [3 * C, C]),
+                 ("attn.c_attn.bias", [3 * C]), ("attn.c_proj.weight", [C, C]), ("attn.c_proj.bias", [C]),
+                 ("ln_2.weight", [C]), ("ln_2.bias", [C]), ("mlp.c_fc.weight", [4 * C, C]),
+                 ("mlp.c_fc.bias", [4 * C]), ("mlp.c_proj.weight", [C, 4 * C]), ("mlp.c_proj.bias", [C])):
+    names.append((f"transformer.h.0.{k}", shape))
+names += [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])]
+entries, off = [], 0
+for name, shape in names:
+    count = 1
+    for d in shape:
+        count *= d
+    dtype = "BF16" if name.endswith("wpe.weight") else "F32"
+    size = count * (2 if dtype == "BF16" else 4)
+    entries.append('"%s":{"dtype":"%s","shape":%s,"data_offsets":[%d,%d]}'
+                   % (name, dtype, str(shape).replace(" ", ""), off, off + size))
+    off += size
+head = ('{"__metadata__":{"n_head":"1","vocab_size":"9","attn":"x","gamma":"0.5"},' + ",".join(entries)
+        + "}").encode()
+head += b" " * (-len(head) % 8)
+put("weights", "safetensors", struct.pack("<Q", len(head)) + head + b"\x3e" * off)

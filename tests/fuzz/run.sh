@@ -21,15 +21,16 @@ FLAGS="-std=c11 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-rec
 # FUZZ_SEED or FUZZ_SCALE (a multiplier on the runs) to search further.
 seed=${FUZZ_SEED:-1}
 scale=${FUZZ_SCALE:-1}
-declare -A RUNS=([tokens]=12000 [ckpt]=250000 [config]=350000 [images]=100000 [tokenizer]=250000)
+declare -A RUNS=([tokens]=12000 [ckpt]=250000 [config]=350000 [images]=100000 [tokenizer]=250000 [weights]=60000)
 declare -A SOURCES=(
     [tokens]="src/tokens.c src/common.c"
     [ckpt]="src/ckpt.c src/gpt.c src/params.c src/common.c layers.c attention.c"
     [config]="src/flags.c src/common.c"
     [images]="src/images.c src/common.c"
     [tokenizer]="src/tokenizer.c src/unicode_tables.c src/common.c"
+    [weights]="src/gpt_weights.c src/safetensors.c src/gpt.c src/params.c src/common.c layers.c attention.c"
 )
-for name in tokens ckpt config images tokenizer; do
+for name in tokens ckpt config images tokenizer weights; do
     bin=$out/fuzz_$name
     # shellcheck disable=SC2086
     if ! $CLANG $FLAGS tests/fuzz/fuzz_$name.c ${SOURCES[$name]} -o "$bin" -lz -lm 2> "$out/$name.build.log"; then
@@ -43,7 +44,7 @@ for name in tokens ckpt config images tokenizer; do
     # die() in these parsers ends the process; the harness jumps back instead,
     # so what the error path holds is not a leak of the real program
     leaks=1
-    case $name in tokens|config) leaks=0 ;; esac
+    case $name in tokens|config|weights) leaks=0 ;; esac
     ASAN_OPTIONS=detect_leaks=$leaks "$bin" -detect_leaks=$leaks -seed="$seed" \
         -runs=$((RUNS[$name] * scale)) -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$out/crash-$name-" "$work" > "$log" 2>&1
