@@ -181,14 +181,15 @@ static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
     const size_t T_file = (size_t)w->cfg.max_seq, bytes = w->llmc_version == 3 ? 4 : 2;
     FILE *f = xfopen(w->path, "rb");
     if (fseek(f, LLMC_HEADER_INTS * 4, SEEK_SET) != 0) die("%s=%s: cannot seek in it", w->flag, w->path);
-    // reads n values into dst (floats), widening bf16
-    float *tmp = xmalloc(Vp_file * C * sizeof(float));
-    uint16_t *raw = bytes == 2 ? xmalloc(Vp_file * C * 2) : NULL;
+    // wte and wpe go through tmp (whole), bf16 through raw (at most `chunk` values a read)
+    const size_t chunk = (Vp_file > T_file ? Vp_file : T_file) * C;
+    float *tmp = xmalloc(chunk * sizeof(float));
+    uint16_t *raw = bytes == 2 ? xmalloc(chunk * 2) : NULL;
     #define READ(dst, n) do { \
         if (bytes == 4) xfread((dst), (n) * 4, f, w->path); \
         else { xfread(raw, (n) * 2, f, w->path); widen_bf16(raw, (dst), (n)); } } while (0)
     READ(tmp, Vp_file * C);
-    memset(host, 0, (size_t)c->padded_vocab * C * sizeof(real));
+    memset(host + (m->wte - m->params), 0, (size_t)c->padded_vocab * C * sizeof(real));
     memcpy(host + (m->wte - m->params), tmp, V * C * sizeof(float));
     READ(tmp, T_file * C);
     memcpy(host + (m->wpe - m->params), tmp, (size_t)c->max_seq * C * sizeof(float));
@@ -196,7 +197,7 @@ static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
     const size_t rest = m->layout.num_params - (size_t)(m->ln1w - m->params);
     float *after = host + (m->ln1w - m->params);
     for (size_t done = 0; done < rest;) {   // in pieces, through the bf16 buffer
-        const size_t n = rest - done < Vp_file * C ? rest - done : Vp_file * C;
+        const size_t n = rest - done < chunk ? rest - done : chunk;
         READ(after + done, n);
         done += n;
     }
