@@ -39,6 +39,7 @@ typedef struct {
     // data
     char *data, *val_data, *sample;
     int mqar_keys, mqar_pairs;
+    char *mqar_layout;
     // optimisation
     char *optim, *schedule;
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip;
@@ -61,7 +62,7 @@ static Flag FLAGS[] = {
     INT_FLAG("layers", &S.layers, "2", 1, 1024, "transformer blocks (L)"),
     INT_FLAG("heads", &S.heads, "4", 1, 1024, "attention heads per block; must divide --embd"),
     INT_FLAG("embd", &S.embd, "64", 1, 65536, "embedding width (C)"),
-    INT_FLAG("seq", &S.seq, "64", 1, 1 << 20, "block size: tokens per sequence (T)"),
+    INT_FLAG("seq", &S.seq, "32", 1, 1 << 20, "block size: tokens per sequence (T)"),
     INT_FLAG("bias", &S.bias, "1", 0, 1, "1: biases in Linear and LayerNorm layers; 0: none"),
     INT_FLAG("vocab", &S.vocab, "50257", 1, 1 << 24, "vocabulary of token data (mqar sets its own)"),
     STR_FLAG("attn", &S.attn, "std", "std|x", "attention: std, or x for AttentionX (O = PV - gamma V)"),
@@ -69,12 +70,14 @@ static Flag FLAGS[] = {
     STR_FLAG("data", &S.data, "mqar", NULL, "training data: mqar, or token files (a file or glob)"),
     STR_FLAG("val-data", &S.val_data, "", NULL, "validation token files; empty: --data with train->val"),
     STR_FLAG("sample", &S.sample, "random", "random|sequential", "how token windows are drawn"),
-    INT_FLAG("mqar-keys", &S.mqar_keys, "32", 2, 1 << 20, "mqar: keys (= values); chance is 1/keys"),
+    INT_FLAG("mqar-keys", &S.mqar_keys, "16", 2, 1 << 20, "mqar: keys (= values); chance is 1/keys"),
     INT_FLAG("mqar-pairs", &S.mqar_pairs, "8", 1, 1 << 20, "mqar: key-value pairs per sequence"),
+    STR_FLAG("mqar-layout", &S.mqar_layout, "pair", "pair|split",
+             "mqar: pair (a key-value pair is one token) or split (key, value: Zoology's, needs induction)"),
     STR_FLAG("optim", &S.optim, "adamw", "adamw|setadam", "optimizer"),
     FLOAT_FLAG("lr", &S.lr, "0.003", 0, 1e3, "peak learning rate"),
     FLOAT_FLAG("min-lr", &S.min_lr, "0.0003", 0, 1e3, "learning rate at the last step (cosine)"),
-    INT_FLAG("warmup", &S.warmup, "50", 0, 1 << 30, "linear warmup steps"),
+    INT_FLAG("warmup", &S.warmup, "100", 0, 1 << 30, "linear warmup steps"),
     STR_FLAG("schedule", &S.schedule, "cosine", "cosine|constant", "learning-rate schedule after warmup"),
     FLOAT_FLAG("wd", &S.wd, "0.1", 0, 1e3, "decoupled weight decay (2-D tensors only)"),
     FLOAT_FLAG("beta1", &S.beta1, "0.9", 0, 0.999999, "Adam beta1"),
@@ -82,13 +85,13 @@ static Flag FLAGS[] = {
     FLOAT_FLAG("eps", &S.eps, "1e-8", 0, 1, "Adam epsilon"),
     FLOAT_FLAG("tau", &S.tau, "0.5", 0, 0.999, "SET-Adam down-translation tau"),
     FLOAT_FLAG("clip", &S.clip, "1", 0, 1e9, "global grad-norm clipping threshold, 0 = off"),
-    INT_FLAG("steps", &S.steps, "600", 1, 1 << 30, "optimizer steps"),
+    INT_FLAG("steps", &S.steps, "5000", 1, 1 << 30, "optimizer steps"),
     INT_FLAG("batch", &S.batch, "32", 1, 1 << 20, "sequences per micro-batch (B)"),
     INT_FLAG("grad-accum", &S.grad_accum, "1", 1, 1 << 20, "micro-batches per optimizer step"),
     INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, data order and mqar"),
-    INT_FLAG("eval-every", &S.eval_every, "50", 1, 1 << 30, "validate every N steps (and at the end)"),
+    INT_FLAG("eval-every", &S.eval_every, "250", 1, 1 << 30, "validate every N steps (and at the end)"),
     INT_FLAG("eval-batches", &S.eval_batches, "8", 1, 1 << 20, "fixed validation batches"),
-    INT_FLAG("log-every", &S.log_every, "10", 1, 1 << 30, "console progress line every N steps"),
+    INT_FLAG("log-every", &S.log_every, "100", 1, 1 << 30, "console progress line every N steps"),
     INT_FLAG("sample-every", &S.sample_every, "0", 0, 1 << 30,
              "print generated text every N steps (0: never); needs --vocab-dir or --tokenizer"),
     INT_FLAG("sample-tokens", &S.sample_tokens, "64", 1, 1 << 20, "tokens per generated sample"),
@@ -134,7 +137,7 @@ static void open_data(Data *d, int *vocab) {
     memset(d, 0, sizeof *d);
     if (!strcmp(S.data, "mqar")) {
         d->is_mqar = 1;
-        mqar_init(&d->mqar, S.mqar_keys, S.mqar_pairs, S.seq);
+        mqar_init(&d->mqar, S.mqar_keys, S.mqar_pairs, S.seq, strcmp(S.mqar_layout, "split") ? MQAR_PAIR : MQAR_SPLIT);
         *vocab = mqar_vocab(&d->mqar);
         d->has_val = 1;
         return;

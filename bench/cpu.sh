@@ -15,6 +15,8 @@
 #   vits   the paper's ViT-small (SPT + LSA, patch 4, dim 512, depth 6, 8
 #          heads, MLP 512) on random CIFAR-shaped 32x32x3 data, batch 64
 #   llm.c  karpathy/llm.c's train_gpt2.c at the gpt config (standard attention)
+#   first  README's first command, `./train_gpt` with no flags (the built-in
+#          task), whole-run wall time and final answer accuracy, std and x
 #
 # Timing: every side runs W warmup steps, then N timed steps; a step is batch,
 # forward, backward, optimizer update. Ours: train_gpt's per-step "ms" log
@@ -27,7 +29,7 @@
 # Environment (all optional):
 #   THREADS      threads on every side (OMP_NUM_THREADS, torch.set_num_threads); 2
 #   DEVICE       our trainers' --device; cpu
-#   ONLY         a subset of "gpt fmnist vits llmc"
+#   ONLY         a subset of "gpt fmnist vits llmc first"
 #   LLMC_DIR     a directory with llm.c's train_gpt2.c and llmc/; unset: skipped
 #   LLMC_CFLAGS  llm.c's compiler flags; default "-Ofast -march=native -fopenmp -DOMP",
 #                what its own Makefile builds train_gpt2 with
@@ -48,7 +50,7 @@ cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-cpu}
-ONLY=${ONLY:-gpt fmnist vits llmc}
+ONLY=${ONLY:-gpt fmnist vits llmc first}
 PY=${PYTHON:-/usr/bin/python3}
 LLMC_CFLAGS=${LLMC_CFLAGS:--Ofast -march=native -fopenmp -DOMP}
 FASHION_DIR=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
@@ -365,6 +367,24 @@ PY
     fi
 fi
 
+# --- first: README's first run, whole, wall clock ------------------------------
+first_lines=""
+if wants first; then
+    for attn in std x; do
+        measure_begin "first run: $TRAIN_GPT $(attn_flags $attn) (the default task)"
+        t0=${EPOCHREALTIME/,/.}
+        # shellcheck disable=SC2046
+        "$TRAIN_GPT" --device="$DEVICE" $(attn_flags $attn) --out="$work/first_$attn" > "$work/first_$attn.log" 2>&1 ||
+            die "the default run failed: $work/first_$attn.log"
+        t1=${EPOCHREALTIME/,/.}
+        measure_end
+        acc=$(tail -n 1 "$work/first_$attn/metrics.csv" | cut -d, -f6)
+        first_lines+=$(awk -v a="$attn" -v t0="$t0" -v t1="$t1" -v acc="$acc" -v th="$THREADS" \
+            'BEGIN { printf "first run (./train_gpt --attn=%s, %d threads): %.1f s, final answer accuracy %.4f\n", a, th, t1 - t0, acc }')
+        first_lines+=$'\n'
+    done
+fi
+
 # --- the table ----------------------------------------------------------------------
 {
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -377,6 +397,7 @@ fi
     echo
     "$PY" bench/bench_util.py table "$results" "$sgemm_peak"
     [ -n "$llmc_line" ] && echo "$llmc_line"
+    [ -n "$first_lines" ] && printf '%s' "$first_lines"
     true
 } | tee -a "$report"
 mkdir -p "$(dirname "$BENCH_OUT")"

@@ -49,7 +49,9 @@ expect_usage "gamma infinite" "--gamma=inf" --gamma=inf
 expect_usage "bad choice" "--attn=y" --attn=y
 expect_usage "missing value" "--steps" --steps
 expect_usage "stray argument" "stray" stray
-expect_usage "seq too short for mqar" "--seq=4" --seq=4
+expect_usage "seq too short for mqar" "--seq=3" --seq=3
+expect_usage "seq too short for mqar split" "--seq=6" --seq=6 --mqar-layout=split
+expect_usage "bad mqar layout" "--mqar-layout=joint" --mqar-layout=joint
 printf 'layers=1\nbogus_key=3\n' > "$OUT/bad.conf"
 expect_usage "unknown config key" "bogus_key" --config="$OUT/bad.conf"
 printf 'layers=one\n' > "$OUT/bad2.conf"
@@ -161,14 +163,17 @@ else
     case "$err" in "error: --device=cuda: "*) ok ;; *) bad "--device=cuda message: $err" ;; esac
 fi
 
-# --- learning: far above chance on the built-in task, both attention modes ----
-# (QUICK=1, as in the sanitizer run, leaves out these two longer runs)
+# --- learning: the first run of the README solves the built-in task ---------
+# `./train_gpt` with no model, task or optimizer flags, both attention modes:
+# README promises answer accuracy >= 0.9 (seen: 1.000 and 0.998; chance
+# 0.0625). Its time is measured in bench/cpu.sh, not here. (QUICK=1, as in the
+# sanitizer run, leaves out these two longer runs.)
 for attn in $( [ "${QUICK:-0}" = 1 ] || echo std x ); do
-    "$BIN" --device=cpu --attn=$attn --mqar-keys=16 --mqar-pairs=4 --seq=24 --batch=32 \
-           --steps=500 --eval-every=500 --eval-batches=8 --out="$OUT/learn_$attn" > "$OUT/learn_$attn.log" 2>&1
+    "$BIN" --device=cpu --attn=$attn --out="$OUT/learn_$attn" > "$OUT/learn_$attn.log" 2>&1
+    check "learning $attn: the default run exits 0" [ $? -eq 0 ]
     acc=$(tail -n 1 "$OUT/learn_$attn/metrics.csv" | cut -d, -f6)
-    echo "learning: --attn=$attn val_acc $acc after 500 steps (chance 0.0625)"
-    check "learning $attn: val_acc $acc > 0.25 (4x chance)" awk -v a="$acc" 'BEGIN { exit !(a > 0.25) }'
+    echo "learning: --attn=$attn final val_acc $acc on the default task (chance 0.0625)"
+    check "learning $attn: val_acc $acc >= 0.9" awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }'
 done
 
 # --- --export: safetensors read back by an independent reader ----------------
@@ -256,8 +261,10 @@ expect_error "contradicting --layers" 2 "layers=3 contradicts.*has layers 2" \
     --init-from="$OUT/attnstd.safetensors" --layers=3 --eval-only=1 "${TOKD[@]}"
 expect_error "a longer --seq" 2 "seq=32 contradicts.*has seq 16" \
     --init-from="$OUT/attnstd.safetensors" --seq=32 --eval-only=1 "${TOKD[@]}"
-expect_error "mqar's vocabulary" 2 "has vocabulary 67.*the data needs 65" \
-    --init-from="$OUT/attnstd.safetensors" --eval-only=1 --mqar-pairs=4
+expect_error "mqar's vocabulary" 2 "has vocabulary 67.*the data needs 288" \
+    --init-from="$OUT/attnstd.safetensors" --eval-only=1
+expect_error "mqar split's vocabulary" 2 "has vocabulary 67.*the data needs 33" \
+    --init-from="$OUT/attnstd.safetensors" --eval-only=1 --mqar-layout=split --mqar-pairs=4
 expect_error "with --resume" 2 "init-from and --resume" --init-from="$OUT/attnstd.safetensors" --resume="$OUT/ev"
 expect_error "a missing file" 1 "init-from=$OUT/none.bin: cannot open" --init-from="$OUT/none.bin" --eval-only=1
 head -c 3000 "$OUT/attnstd.safetensors" > "$OUT/cut.safetensors"

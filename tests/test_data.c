@@ -198,8 +198,8 @@ static void test_errors(void) {
 
 static void test_mqar(void) {
     Mqar task;
-    mqar_init(&task, 16, 6, 32);
-    CHECK(mqar_vocab(&task) == 33, "mqar vocab 2K+1");
+    mqar_init(&task, 16, 6, 32, MQAR_SPLIT);
+    CHECK(mqar_vocab(&task) == 33, "mqar split: vocab 2K+1");
     int Q = mqar_queries(&task);
     int in[4 * 32], tg[4 * 32], in2[4 * 32], tg2[4 * 32];
     mqar_batch(&task, 5, MQAR_TRAIN, 3, 4, in, tg);
@@ -221,8 +221,33 @@ static void test_mqar(void) {
             if (t + 1 < 32) ok &= x[t + 1] == y[t];   // the answer follows in the input
         }
     }
-    CHECK(ok, "mqar targets are the values of the queried keys, only at query positions");
-    CHECK(answers == 4 * Q, "mqar: %d answers, expected %d", answers, 4 * Q);
+    CHECK(ok, "mqar split: targets are the values of the queried keys, only at query positions");
+    CHECK(answers == 4 * Q, "mqar split: %d answers, expected %d", answers, 4 * Q);
+
+    // pair layout: bindings k*K + v, then query keys K*K + k with target K*K + K + v
+    mqar_init(&task, 16, 6, 32, MQAR_PAIR);
+    CHECK(mqar_vocab(&task) == 16 * 16 + 32, "mqar pair: vocab K*K + 2K");
+    Q = mqar_queries(&task);
+    CHECK(Q == 32 - 6, "mqar pair: %d queries, expected 26", Q);
+    mqar_batch(&task, 5, MQAR_TRAIN, 3, 4, in, tg);
+    ok = 1, answers = 0;
+    for (int b = 0; b < 4; b++) {
+        const int *x = in + b * 32, *y = tg + b * 32;
+        int seen[16] = {0};
+        for (int k = 0; k < 6; k++) {
+            ok &= x[k] >= 0 && x[k] < 256 && y[k] == -1;
+            ok &= !seen[x[k] / 16]++;   // distinct keys
+        }
+        for (int t = 6; t < 32; t++) {
+            int key = x[t] - 256, value = -1;
+            for (int k = 0; k < 6; k++)
+                if (x[k] / 16 == key) value = 256 + 16 + x[k] % 16;
+            ok &= key >= 0 && key < 16 && y[t] == value;
+            answers += y[t] >= 0;
+        }
+    }
+    CHECK(ok, "mqar pair: every query's target is the value bound to its key in the context");
+    CHECK(answers == 4 * Q, "mqar pair: %d answers, expected %d", answers, 4 * Q);
 }
 
 int main(void) {
