@@ -53,10 +53,6 @@ typedef struct {
 
 static Settings S;
 
-#define INT_FLAG(n, p, d, lo, hi, h) {n, FLAG_INT, p, d, h, lo, hi, NULL, 0, 0}
-#define FLOAT_FLAG(n, p, d, lo, hi, h) {n, FLAG_FLOAT, p, d, h, lo, hi, NULL, 0, 0}
-#define STR_FLAG(n, p, d, ch, h) {n, FLAG_STRING, p, d, h, 0, 0, ch, 0, 0}
-#define RUN_FLAG(n, p, d, h) {n, FLAG_STRING, p, d, h, 0, 0, NULL, 1, 0}
 
 static Flag FLAGS[] = {
     INT_FLAG("layers", &S.layers, "2", 1, 1024, "transformer blocks (L)"),
@@ -106,16 +102,18 @@ static Flag FLAGS[] = {
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
     RUN_FLAG("init-from", &S.init_from, "",
              "start from these weights: safetensors (nanoGPT's names) or an llm.c GPT-2 .bin; shapes from the file"),
-    {"eval-only", FLAG_INT, &S.eval_only, "0",
+    RUN_INT_FLAG("eval-only", &S.eval_only, "0", 0, 1,
      "1: with --resume or --init-from, evaluate the weights on the validation batches, print it, write "
-     "nothing (but --export) and exit", 0, 1, NULL, 1, 0},
+     "nothing (but --export) and exit"),
     RUN_FLAG("export", &S.export_path, "",
              "at the end, write the weights to this file in safetensors (nanoGPT's names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
-    {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
-     NULL, 1, 0},
+    RUN_INT_FLAG("overwrite", &S.overwrite, "0", 0, 1, "1: allow replacing an existing run in --out"),
 };
 enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
+// the settings that define the model (or its vocabulary): --resume refuses a change
+static const char *const MODEL_FLAGS[] = {"layers", "heads", "embd", "seq", "bias", "vocab", "attn", "gamma",
+                                          "mqar-keys", "mqar-layout", NULL};
 
 // what a checkpoint stores beyond the weights and the optimizer moments
 typedef struct {
@@ -280,6 +278,7 @@ static void shape_from_file(const GPTWeights *w) {
 
 int main(int argc, char **argv) {
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_gpt", SUMMARY);
+    flags_check_resume(FLAGS, NUM_FLAGS, MODEL_FLAGS, S.resume);
     GPTWeights init = {0};
     if (*S.init_from) {
         if (*S.resume) die_usage("--init-from and --resume: give one (a resumed run has its own weights)");

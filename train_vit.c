@@ -52,10 +52,6 @@ typedef struct {
 
 static Settings S;
 
-#define INT_FLAG(n, p, d, lo, hi, h) {n, FLAG_INT, p, d, h, lo, hi, NULL, 0, 0}
-#define FLOAT_FLAG(n, p, d, lo, hi, h) {n, FLAG_FLOAT, p, d, h, lo, hi, NULL, 0, 0}
-#define STR_FLAG(n, p, d, ch, h) {n, FLAG_STRING, p, d, h, 0, 0, ch, 0, 0}
-#define RUN_FLAG(n, p, d, h) {n, FLAG_STRING, p, d, h, 0, 0, NULL, 1, 0}
 
 static Flag FLAGS[] = {
     STR_FLAG("model", &S.model, "vit_small", "vit_small|vit",
@@ -107,16 +103,18 @@ static Flag FLAGS[] = {
     RUN_FLAG("init-from", &S.init_from, "",
              "start a new run from the weights in this safetensors file (--export's); the model's "
              "shapes are the file's"),
-    {"eval-only", FLAG_INT, &S.eval_only, "0",
+    RUN_INT_FLAG("eval-only", &S.eval_only, "0", 0, 1,
      "1: evaluate the checkpoint of --resume (or the weights of --init-from) on the test set, print "
-     "it, write nothing (but --export) and exit", 0, 1, NULL, 1, 0},
+     "it, write nothing (but --export) and exit"),
     RUN_FLAG("export", &S.export_path, "",
              "at the end, write the weights to this safetensors file (the reference's state_dict names)"),
     RUN_FLAG("config", &S.config, "", "read name=value settings from this file"),
-    {"overwrite", FLAG_INT, &S.overwrite, "0", "1: allow replacing an existing run in --out", 0, 1,
-     NULL, 1, 0},
+    RUN_INT_FLAG("overwrite", &S.overwrite, "0", 0, 1, "1: allow replacing an existing run in --out"),
 };
 enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
+// the settings that define the model (or its classes and image shape): --resume refuses a change
+static const char *const MODEL_FLAGS[] = {"model", "patch", "dim", "depth", "heads", "mlp-dim", "attn", "gamma",
+                                          "dataset", "labels", NULL};
 
 // what a checkpoint stores beyond the weights and the optimizer moments; the
 // data order, augmentation and dropout are pure functions of (seed, epoch,
@@ -302,6 +300,7 @@ static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt
 
 int main(int argc, char **argv) {
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_vit", SUMMARY);
+    flags_check_resume(FLAGS, NUM_FLAGS, MODEL_FLAGS, S.resume);
     // --init-from starts a new run; a resumed one continues from its checkpoint
     const char *init_path = S.init_from;
     if (*S.resume && *S.init_from)

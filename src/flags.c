@@ -60,6 +60,22 @@ static void flag_set(Flag *f, const char *value, const char *where) {
     }
 }
 
+// A flag's value as config.txt writes it (and --resume compares it)
+static void flag_text(const Flag *f, char *buf, size_t size) {
+    switch (f->type) {
+    case FLAG_INT: snprintf(buf, size, "%d", *(int *)f->ptr); break;
+    case FLAG_FLOAT: {   // the shortest text that reads back as the same float (%.9g always does)
+        const float v = *(float *)f->ptr;
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(buf, size, "%.*g", digits, v);
+            if ((float)strtod(buf, NULL) == v) break;
+        }
+        break;
+    }
+    case FLAG_STRING: snprintf(buf, size, "%s", *(char **)f->ptr); break;
+    }
+}
+
 static Flag *find_mutable(Flag *flags, int n, const char *name) {
     return (Flag *)flags_find(flags, n, name);
 }
@@ -155,6 +171,12 @@ void flags_parse(Flag *flags, int n, int argc, char **argv, const char *program,
         if (!probe) die_usage("--resume=%s: no config.txt there (is it a run directory?)", resume);
         fclose(probe);
         load_config_file(flags, n, path);
+        char text[4200];
+        for (int i = 0; i < n; i++) {
+            flag_text(&flags[i], text, sizeof text);
+            free(flags[i].resumed);
+            flags[i].resumed = xstrdup(text);
+        }
     }
     const char *config = flags_find(flags, n, "config") ? argv_value(argc, argv, "config") : NULL;
     if (config && *config) load_config_file(flags, n, config);
@@ -183,11 +205,9 @@ void flags_write_config(const Flag *flags, int n, FILE *f) {
     for (int i = 0; i < n; i++) {
         const Flag *fl = &flags[i];
         if (fl->not_saved) continue;
-        switch (fl->type) {
-        case FLAG_INT: fprintf(f, "%s=%d\n", fl->name, *(int *)fl->ptr); break;
-        case FLAG_FLOAT: fprintf(f, "%s=%.9g\n", fl->name, *(float *)fl->ptr); break;
-        case FLAG_STRING: fprintf(f, "%s=%s\n", fl->name, *(char **)fl->ptr); break;
-        }
+        char text[4200];
+        flag_text(fl, text, sizeof text);
+        fprintf(f, "%s=%s\n", fl->name, text);
     }
 }
 
@@ -202,8 +222,26 @@ void flags_save_config(const Flag *flags, int n, const char *dir, const char *pr
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot write %s: %s", path, strerror(errno));
 }
 
+void flags_check_resume(const Flag *flags, int n, const char *const *model, const char *resume_dir) {
+    char text[4200];
+    for (int i = 0; i < n; i++) {
+        const Flag *f = &flags[i];
+        if (!f->resumed || f->not_saved) continue;
+        flag_text(f, text, sizeof text);
+        if (!strcmp(text, f->resumed)) continue;
+        for (const char *const *m = model; *m; m++)
+            if (!strcmp(*m, f->name))
+                die_usage("--%s=%s: --resume=%s is a run with %s=%s, and a resumed run keeps its model "
+                          "(start a new run, or one --init-from its exported weights)", f->name, text,
+                          resume_dir, f->name, f->resumed);
+        printf("resume: %s %s -> %s\n", f->name, f->resumed, text);
+    }
+}
+
 void flags_free(Flag *flags, int n) {
     for (int i = 0; i < n; i++) {
+        free(flags[i].resumed);
+        flags[i].resumed = NULL;
         if (flags[i].type == FLAG_STRING) {
             free(*(char **)flags[i].ptr);
             *(char **)flags[i].ptr = NULL;

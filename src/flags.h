@@ -23,7 +23,16 @@ typedef struct {
     const char *choices;   // strings: "a|b|c" or NULL for any
     int not_saved;         // 1: not written to config.txt (--config, --resume, ...)
     int from_cmdline;      // set by flags_parse: given on the command line
+    char *resumed;         // set by flags_parse with --resume: the value in the run's config.txt
 } Flag;
+
+// Table entries. RUN_* flags are not saved in config.txt (--resume, --config,
+// --out, ...): they say how to run, not what the run is.
+#define INT_FLAG(name, ptr, def, lo, hi, help) {name, FLAG_INT, ptr, def, help, lo, hi, NULL, 0, 0, NULL}
+#define FLOAT_FLAG(name, ptr, def, lo, hi, help) {name, FLAG_FLOAT, ptr, def, help, lo, hi, NULL, 0, 0, NULL}
+#define STR_FLAG(name, ptr, def, choices, help) {name, FLAG_STRING, ptr, def, help, 0, 0, choices, 0, 0, NULL}
+#define RUN_FLAG(name, ptr, def, help) {name, FLAG_STRING, ptr, def, help, 0, 0, NULL, 1, 0, NULL}
+#define RUN_INT_FLAG(name, ptr, def, lo, hi, help) {name, FLAG_INT, ptr, def, help, lo, hi, NULL, 1, 0, NULL}
 
 // Parses argv into the table. `resume_flag` names the flag whose value is a
 // run directory with a config.txt to load first (NULL if none).
@@ -34,6 +43,13 @@ void flags_write_config(const Flag *flags, int n, FILE *f);
 // Writes DIR/config.txt (through a temporary file and a rename), headed by a
 // comment naming `program`; dies naming the file if it cannot.
 void flags_save_config(const Flag *flags, int n, const char *dir, const char *program);
+// After flags_parse of a resumed run (--resume=DIR): compares every setting
+// with the run's own config.txt. A change of one named in `model` (a
+// NULL-terminated list: the settings that define the model) is a one-line
+// usage error naming the setting and both values, before anything is
+// written; any other change is printed once ("resume: lr 0.003 -> 0.001")
+// and then recorded in config.txt by the trainer. Nothing without --resume.
+void flags_check_resume(const Flag *flags, int n, const char *const *model, const char *resume_dir);
 void flags_free(Flag *flags, int n);
 const Flag *flags_find(const Flag *flags, int n, const char *name);
 

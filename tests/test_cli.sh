@@ -149,10 +149,38 @@ cp "$OUT/ck.good" "$ck"; printf '\x07' | dd of="$ck" bs=1 seek=2000 conv=notrunc
 err=$("$BIN" --resume="$OUT/ck" --steps=8 2>&1 >/dev/null)
 case "$err" in *checksum*) ok ;; *) bad "corrupt checkpoint message: $err" ;; esac
 cp "$OUT/ck.good" "$ck"
-err=$("$BIN" --resume="$OUT/ck" --steps=8 --embd=64 2>&1 >/dev/null); rc=$?
+# a config.txt edited by hand to another shape: the checkpoint's own record refuses it
+cp "$OUT/ck/config.txt" "$OUT/ck.config"
+sed -i 's/^embd=32$/embd=64/' "$OUT/ck/config.txt"
+err=$("$BIN" --resume="$OUT/ck" --steps=8 2>&1 >/dev/null); rc=$?
 case "$err" in *"embd=32"*) ok ;; *) bad "shape mismatch message: $err" ;; esac
-check "shape mismatch exit code 1" [ "$rc" -eq 1 ]
+check "checkpoint shape mismatch exit code 1" [ "$rc" -eq 1 ]
+cp "$OUT/ck.config" "$OUT/ck/config.txt"
 check "failed resumes leave the checkpoint intact" cmp -s "$ck" "$OUT/ck.good"
+
+# --- a resumed run keeps its model -------------------------------------------
+# A flag that changes what defines the model (shapes, bias, attention, gamma,
+# the vocabulary) is a one-line usage error naming both values, and nothing in
+# the run directory changes; any other setting may change, is printed once and
+# recorded in config.txt.
+before=$(cd "$OUT/ck" && md5sum -- *)
+for change in --layers=2 --embd=64 --heads=1 --seq=12 --bias=0 --attn=x --gamma=0.5 --mqar-keys=9 \
+              --mqar-layout=split --vocab=100; do
+    name=${change%%=*}; name=${name#--}
+    err=$("$BIN" --resume="$OUT/ck" --steps=8 "$change" 2>&1 >/dev/null); rc=$?
+    was=$(grep "^$name=" "$OUT/ck/config.txt")
+    check "resume $change: exit 2, got $rc" [ "$rc" -eq 2 ]
+    check "resume $change: one line naming both values ($err)" \
+        [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 -a "$(grep -cF -- "$change: --resume=$OUT/ck is a run with $was" <<< "$err")" -eq 1 ]
+done
+check "refused resumes leave the run directory untouched" [ "$(cd "$OUT/ck" && md5sum -- *)" = "$before" ]
+cp -r "$OUT/ck" "$OUT/ck_lr"
+got=$("$BIN" --resume="$OUT/ck_lr" --steps=8 --lr=0.001 --eval-every=2 2>&1); rc=$?
+check "resume with another lr: exit 0, got $rc" [ "$rc" -eq 0 ]
+check "resume with another lr: printed once" [ "$(grep -cx 'resume: lr 0.003 -> 0.001' <<< "$got")" -eq 1 ]
+check "resume with another lr: the other changes too" grep -qx 'resume: eval-every 5 -> 2' <<< "$got"
+check "resume with another lr: recorded in config.txt" grep -qx 'lr=0.001' "$OUT/ck_lr/config.txt"
+check "resume with the same model flags: no error" "$BIN" --resume="$OUT/ck" --steps=6 --embd=32 --attn=std
 
 # --- devices -------------------------------------------------------------------
 err=$("$BIN" "${TINY[@]}" --steps=2 --device=cuda --out="$OUT/cuda" 2>&1); rc=$?

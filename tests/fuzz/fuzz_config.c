@@ -8,12 +8,12 @@ static int n_int;
 static float x_float;
 static char *s_str, *s_choice, *s_config, *s_resume;
 static Flag flags[] = {
-    {"layers", FLAG_INT, &n_int, "2", "an int", 1, 1024, NULL, 0, 0},
-    {"lr", FLAG_FLOAT, &x_float, "0.1", "a float", 0, 10, NULL, 0, 0},
-    {"data", FLAG_STRING, &s_str, "mqar", "a string", 0, 0, NULL, 0, 0},
-    {"attn", FLAG_STRING, &s_choice, "std", "a choice", 0, 0, "std|x", 0, 0},
-    {"config", FLAG_STRING, &s_config, "", "config", 0, 0, NULL, 1, 0},
-    {"resume", FLAG_STRING, &s_resume, "", "resume", 0, 0, NULL, 1, 0},
+    {"layers", FLAG_INT, &n_int, "2", "an int", 1, 1024, NULL, 0, 0, NULL},
+    {"lr", FLAG_FLOAT, &x_float, "0.1", "a float", 0, 10, NULL, 0, 0, NULL},
+    {"data", FLAG_STRING, &s_str, "mqar", "a string", 0, 0, NULL, 0, 0, NULL},
+    {"attn", FLAG_STRING, &s_choice, "std", "a choice", 0, 0, "std|x", 0, 0, NULL},
+    {"config", FLAG_STRING, &s_config, "", "config", 0, 0, NULL, 1, 0, NULL},
+    {"resume", FLAG_STRING, &s_resume, "", "resume", 0, 0, NULL, 1, 0, NULL},
 };
 enum { N = sizeof flags / sizeof flags[0] };
 
