@@ -109,20 +109,33 @@ void safetensors_write(const char *path, const StTensor *t, int n, const StMeta 
 
 enum { ST_MAX_HEADER = 100 << 20, ST_MAX_DEPTH = 64 };
 
+// The parse owns everything it allocates: the header text, the StFile being
+// filled, and every string it makes (kept in st->strings, the one in the
+// making in `cur`), so that bad() can free it all before it dies and a
+// malformed file leaks nothing (the fuzz harness and LeakSanitizer see).
 typedef struct {
-    const char *start, *s, *end;   // the header text, the read position
-    const char *flag, *path;
+    char *text;
+    const char *s, *end;   // the read position in text, its end
+    StFile *st;
+    Buf cur;               // the string being parsed
 } Json;
 
-NORETURN PRINTF_LIKE(2, 3) static void bad(const Json *j, const char *fmt, ...);
-static void bad(const Json *j, const char *fmt, ...) {
-    char msg[512];
+// frees what the parse holds, then dies with "FLAG=PATH: <what>: <fmt...>"
+NORETURN PRINTF_LIKE(3, 4) static void fail(Json *j, const char *what, const char *fmt, ...);
+static void fail(Json *j, const char *what, const char *fmt, ...) {
+    char msg[600], flag[64], path[4200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);   // before the strings it may quote are freed
     va_end(ap);
-    die("%s=%s: not a safetensors file: %s", j->flag, j->path, msg);
+    snprintf(flag, sizeof flag, "%s", j->st->flag);
+    snprintf(path, sizeof path, "%s", j->st->path);
+    free(j->cur.s);
+    free(j->text);
+    safetensors_close(j->st);
+    die("%s=%s: %s%s", flag, path, what, msg);
 }
+#define bad(j, ...) fail((j), "not a safetensors file: ", __VA_ARGS__)
 
 static void skip_ws(Json *j) {
     while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r')) j->s++;
@@ -135,7 +148,7 @@ static int peek(Json *j) {
 
 static void expect(Json *j, char ch) {
     if (peek(j) != (unsigned char)ch)
-        bad(j, "expected '%c' at header byte %ld", ch, (long)(j->s - j->start));
+        bad(j, "expected '%c' at header byte %ld", ch, (long)(j->s - j->text));
     j->s++;
 }
 
@@ -164,39 +177,43 @@ static uint32_t hex4(Json *j) {
     return v;
 }
 
-// a JSON string, unescaped, as a new C string (an embedded NUL is refused)
+// a JSON string, unescaped (an embedded NUL is refused), owned by st->strings
 static char *parse_string(Json *j) {
     expect(j, '"');
-    Buf b = {0};
-    put(&b, "", 0);
+    Buf *b = &j->cur;
+    b->len = 0;
+    put(b, "", 0);
     for (;;) {
-        if (j->s >= j->end) { free(b.s); bad(j, "a string is not closed"); }
+        if (j->s >= j->end) bad(j, "a string is not closed");
         char c = *j->s++;
         if (c == '"') break;
-        if ((unsigned char)c < 0x20) { free(b.s); bad(j, "a control character inside a string"); }
-        if (c != '\\') { put(&b, &c, 1); continue; }
-        if (j->s >= j->end) { free(b.s); bad(j, "a string is not closed"); }
+        if ((unsigned char)c < 0x20) bad(j, "a control character inside a string");
+        if (c != '\\') { put(b, &c, 1); continue; }
+        if (j->s >= j->end) bad(j, "a string is not closed");
         char e = *j->s++;
         const char *simple = strchr("\"\\/bfnrt", e);
         if (e && simple) {
             static const char out[] = "\"\\/\b\f\n\r\t";
-            put(&b, &out[simple - "\"\\/bfnrt"], 1);
+            put(b, &out[simple - "\"\\/bfnrt"], 1);
         } else if (e == 'u') {
             uint32_t cp = hex4(j);
             if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->s >= 6 && j->s[0] == '\\' && j->s[1] == 'u') {
                 j->s += 2;
                 uint32_t lo = hex4(j);
-                if (lo < 0xdc00 || lo >= 0xe000) { free(b.s); bad(j, "a broken surrogate pair"); }
+                if (lo < 0xdc00 || lo >= 0xe000) bad(j, "a broken surrogate pair");
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             }
-            if (cp == 0) { free(b.s); bad(j, "a NUL character inside a string"); }
-            put_utf8(&b, cp);
+            if (cp == 0) bad(j, "a NUL character inside a string");
+            put_utf8(b, cp);
         } else {
-            free(b.s);
             bad(j, "an unknown escape \\%c", e);
         }
     }
-    return b.s;
+    StFile *st = j->st;
+    st->strings = xrealloc(st->strings, (size_t)(st->nstrings + 1) * sizeof(char *));
+    st->strings[st->nstrings++] = b->s;
+    *b = (Buf){0};
+    return st->strings[st->nstrings - 1];
 }
 
 // a non-negative JSON integer no larger than `max`
@@ -217,14 +234,14 @@ static void skip_value(Json *j, int depth) {
     if (depth > ST_MAX_DEPTH) bad(j, "nested too deeply");
     int c = peek(j);
     if (c == '"') {
-        free(parse_string(j));
+        parse_string(j);
     } else if (c == '{' || c == '[') {
         const char close = c == '{' ? '}' : ']';
         j->s++;
         if (peek(j) == close) { j->s++; return; }
         for (;;) {
             if (c == '{') {
-                free(parse_string(j));
+                parse_string(j);
                 expect(j, ':');
             }
             skip_value(j, depth + 1);
@@ -265,7 +282,6 @@ static void parse_entry(Json *j, StEntry *t) {
                 char *d = parse_string(j);
                 t->dtype = dtype_of(d);
                 if (t->dtype < 0) bad(j, "tensor %.96s has dtype %.32s (F32, BF16 or F16 are read)", t->name, d);
-                free(d);
                 have_dtype = 1;
             } else if (!strcmp(key, "shape")) {
                 expect(j, '[');
@@ -290,7 +306,6 @@ static void parse_entry(Json *j, StEntry *t) {
             } else {
                 skip_value(j, 1);
             }
-            free(key);
             if (peek(j) == ',') { j->s++; continue; }
             break;
         }
@@ -320,9 +335,8 @@ static void parse_metadata(Json *j, StFile *st) {
 
 void safetensors_close(StFile *st) {
     if (!st) return;
-    for (int i = 0; i < st->n; i++) free(st->t[i].name);
-    for (int i = 0; i < st->nmeta; i++) free(st->meta_key[i]), free(st->meta_value[i]);
-    free(st->t), free(st->meta_key), free(st->meta_value), free(st->flag), free(st->path);
+    for (int i = 0; i < st->nstrings; i++) free(st->strings[i]);   // names, metadata
+    free(st->strings), free(st->t), free(st->meta_key), free(st->meta_value), free(st->flag), free(st->path);
     free(st);
 }
 
@@ -354,14 +368,13 @@ StFile *safetensors_open(const char *flag, const char *path) {
     st->path = xstrdup(path);
     st->data_start = 8 + hlen;
     st->file_size = (uint64_t)size;
-    Json j = {text, text, text + hlen, st->flag, st->path};
+    Json j = {.text = text, .s = text, .end = text + hlen, .st = st};
     expect(&j, '{');
     if (peek(&j) != '}') {
         for (;;) {
             char *name = parse_string(&j);
             expect(&j, ':');
             if (!strcmp(name, "__metadata__")) {
-                free(name);
                 parse_metadata(&j, st);
             } else {
                 if (safetensors_find(st, name)) bad(&j, "tensor %.96s appears twice", name);
@@ -388,9 +401,8 @@ StFile *safetensors_open(const char *flag, const char *path) {
             count *= (uint64_t)t->shape[d];
         }
         if (t->begin > t->end || t->end > data_bytes)
-            die("%s=%s: tensor %s's data [%llu, %llu) is outside the file's %llu data bytes (truncated?)", flag,
-                path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                (unsigned long long)data_bytes);
+            fail(&j, "", "tensor %.96s's data [%llu, %llu) is outside the file's %llu data bytes (truncated?)",
+                 t->name, (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_bytes);
         if (count > ((uint64_t)1 << 62) / 4 || t->end - t->begin != count * dtype_bytes[t->dtype])
             bad(&j, "tensor %.96s has %llu data bytes for %llu elements", t->name,
                 (unsigned long long)(t->end - t->begin), (unsigned long long)count);

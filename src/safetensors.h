@@ -50,6 +50,8 @@ typedef struct StFile {
     int n;
     char **meta_key, **meta_value;   // __metadata__ (strings), nmeta entries
     int nmeta;
+    char **strings;        // every string of the header (names and metadata point here)
+    int nstrings;
     uint64_t data_start;   // file offset of the data: 8 + header length
     uint64_t file_size;
 } StFile;
