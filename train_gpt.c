@@ -165,8 +165,9 @@ static void train_batch(Data *d, uint64_t index, int *inputs, int *targets) {
     else token_loader_next(&d->train, S.batch, inputs, targets);
 }
 
-// mean loss and accuracy over the same eval_batches validation batches
-static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, double *acc) {
+// mean loss and accuracy over the same eval_batches validation batches; with
+// `stats`, the per-layer diagnostic of the first of them (layers.csv)
+static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, double *acc, LayerStat *stats) {
     if (!d->is_mqar) token_loader_rewind(&d->val, (uint64_t)S.seed + 1);
     double loss_sum = 0, correct = 0;
     long count = 0;
@@ -174,6 +175,7 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
         if (d->is_mqar) mqar_batch(&d->mqar, (uint64_t)S.seed, MQAR_VAL, (uint64_t)k, S.batch, inputs, targets);
         else token_loader_next(&d->val, S.batch, inputs, targets);
         gpt_forward(m, inputs, targets, S.batch, S.seq);
+        if (k == 0 && stats) gpt_layer_stats(m, stats);
         int n;
         double a = gpt_last_accuracy(m, &n);
         loss_sum += (double)m->mean_loss * n;
@@ -211,7 +213,7 @@ static void eval_only(GPT *m, Data *d) {
     int *inputs = xmalloc((size_t)S.batch * S.seq * sizeof(int));
     int *targets = xmalloc((size_t)S.batch * S.seq * sizeof(int));
     double loss, acc;
-    evaluate(m, d, inputs, targets, &loss, &acc);
+    evaluate(m, d, inputs, targets, &loss, &acc, NULL);
     printf("val loss %.6f | val acc %.6f\n", loss, acc);
     if (*S.export_path) {
         export_weights(m, S.export_path);
@@ -238,6 +240,13 @@ static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt
     if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->layout.num_params, &ts, sizeof ts, err,
                   sizeof err) != 0)
         die("%s", err);
+}
+
+// layers.csv: one row per layer of the diagnostic; gamma empty for std
+static void write_layer_rows(Csv *csv, int step, const LayerStat *stats, const GPTConfig *c) {
+    for (int l = 0; l < c->layers; l++)
+        csv_row(csv, (double[]){step, l, stats[l].disc, stats[l].cos_yv, c->attn_x ? c->gamma : CSV_EMPTY,
+                                stats[l].out_rms});
 }
 
 // --init-from: the model's shape comes from the file. A flag given on the
@@ -348,8 +357,12 @@ int main(int argc, char **argv) {
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
     flags_save_config(FLAGS, NUM_FLAGS, out, "train_gpt");
-    Csv csv;
+    Csv csv, layers_csv;
     csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+    char layers_path[4200];
+    snprintf(layers_path, sizeof layers_path, "%s/layers.csv", out);
+    csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)start : -1.0);
+    LayerStat *stats = xcalloc((size_t)S.layers, sizeof *stats);
 
     const size_t tokens_per_step = (size_t)S.batch * S.seq * S.grad_accum;
     printf("train_gpt: %s attention%s on %s | device %s | %d layers, %d heads, %d embd, seq %d, "
@@ -365,9 +378,10 @@ int main(int argc, char **argv) {
     int *targets = xmalloc((size_t)S.batch * S.seq * sizeof(int));
     double val_loss = NAN, val_acc = NAN;
     if (start == 0 && data.has_val) {
-        evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
+        evaluate(&model, &data, inputs, targets, &val_loss, &val_acc, stats);
         csv_row(&csv, (double[]){0, 0, CSV_EMPTY, CSV_EMPTY, val_loss, val_acc, CSV_EMPTY,
                                  CSV_EMPTY, CSV_EMPTY});
+        write_layer_rows(&layers_csv, 0, stats, &cfg);
         printf("step 0 | val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     }
 
@@ -409,7 +423,10 @@ int main(int argc, char **argv) {
 
         val_loss = val_acc = NAN;
         int evaluated = data.has_val && (step % S.eval_every == 0 || step == S.steps);
-        if (evaluated) evaluate(&model, &data, inputs, targets, &val_loss, &val_acc);
+        if (evaluated) {
+            evaluate(&model, &data, inputs, targets, &val_loss, &val_acc, stats);
+            write_layer_rows(&layers_csv, step, stats, &cfg);
+        }
         csv_row(&csv, (double[]){step, (double)step * tokens_per_step, lr, loss,
                                  evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
                                  grad_norm, step_s * 1e3, tokens_per_step / step_s});
@@ -447,6 +464,8 @@ int main(int argc, char **argv) {
 done:   // finished, stopped by a signal, or stopped by a numerical fault
 
     csv_close(&csv);
+    csv_close(&layers_csv);
+    free(stats);
     free(inputs);
     free(targets);
 free_all:

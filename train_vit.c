@@ -188,8 +188,10 @@ static float lr_for(int epoch, long step) {
 }
 
 // mean loss and top-1 accuracy over the whole test set, unaugmented
+// the test set's mean loss and accuracy; with `stats`, the per-layer
+// diagnostic of its first batch (layers.csv)
 static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, float *images,
-                     int *indices, int *labels, double *loss, double *acc) {
+                     int *indices, int *labels, double *loss, double *acc, LayerStat *stats) {
     double loss_sum = 0;
     long correct = 0;
     for (int start = 0; start < test->count; start += S.batch) {
@@ -198,6 +200,7 @@ static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, flo
         augment_batch(test, indices, n, 0, aug, 0, 0, images);
         for (int i = 0; i < n; i++) labels[i] = test->labels[start + i];
         loss_sum += vit_forward(m, images, labels, n, 0, 0) * n;
+        if (start == 0 && stats) vit_layer_stats(m, stats);
         correct += vit_last_correct(m);
     }
     *loss = loss_sum / test->count;
@@ -225,7 +228,7 @@ static void eval_only(ViT *m, const ImageSet *test, const AugmentConfig *aug) {
     int *labels = xmalloc((size_t)S.batch * sizeof(int));
     int *indices = xmalloc((size_t)S.batch * sizeof(int));
     double loss, acc;
-    evaluate(m, test, aug, images, indices, labels, &loss, &acc);
+    evaluate(m, test, aug, images, indices, labels, &loss, &acc, NULL);
     printf("val loss %.6f | val acc %.6f\n", loss, acc);
     if (*S.export_path) {
         export_weights(m, aug, S.export_path);
@@ -399,8 +402,13 @@ int main(int argc, char **argv) {
     }
     if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
     flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
-    Csv csv;
+    Csv csv, layers_csv;
     csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+    // layers.csv counts optimizer steps (metrics.csv's first column is the epoch)
+    char layers_path[4200];
+    snprintf(layers_path, sizeof layers_path, "%s/layers.csv", out);
+    csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)step : -1.0);
+    LayerStat *stats = xcalloc((size_t)S.depth, sizeof *stats);
 
     const int steps_per_epoch = (train.count + S.batch - 1) / S.batch;
     printf("train_vit: %s, %s attention%s on %s (%d train / %d test images, %dx%dx%d, %d classes) | "
@@ -516,7 +524,12 @@ int main(int argc, char **argv) {
         double images_per_s = (seen - (double)k0 * S.batch) / epoch_s;
         double train_loss = loss_sum / seen, train_acc = (double)correct / seen;
         int evaluated = (epoch + 1) % S.eval_every == 0 || epoch + 1 == S.epochs || max_steps_hit;
-        if (evaluated) evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc);
+        if (evaluated) {
+            evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc, stats);
+            for (int l = 0; l < S.depth; l++)   // gamma empty for std
+                csv_row(&layers_csv, (double[]){(double)step, l, stats[l].disc, stats[l].cos_yv,
+                                                cfg.attn_x ? cfg.gamma : CSV_EMPTY, stats[l].out_rms});
+        }
         csv_row(&csv, (double[]){epoch + 1, (double)step, lr, train_loss, train_acc,
                                  evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,
                                  epoch_s, images_per_s});
@@ -567,6 +580,8 @@ int main(int argc, char **argv) {
 done:   // finished, stopped by a signal, or stopped by a numerical fault
 
     csv_close(&csv);
+    csv_close(&layers_csv);
+    free(stats);
     free(images);
     free(labels);
     free(indices);

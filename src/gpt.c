@@ -312,3 +312,12 @@ void gpt_backward(GPT *m, float grad_scale) {
     be->embed_backward(grad_of(m, m->wte), grad_of(m, m->wpe), m->dresidual, m->inputs,
                        m->inputs_host, B, T, C);
 }
+
+void gpt_layer_stats(GPT *m, LayerStat *out) {
+    const GPTConfig *c = &m->cfg;
+    const size_t N = (size_t)m->B * m->T, Nmax = (size_t)m->max_batch * c->max_seq, C = (size_t)c->embd;
+    for (int l = 0; l < c->layers; l++) {
+        const size_t lo = (size_t)l * Nmax;
+        out[l] = layer_stat(m->be, m->qkv + lo * 3 * C, m->atty + lo * C, m->atto + lo * C, N, c->embd, c->heads);
+    }
+}

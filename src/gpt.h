@@ -9,6 +9,7 @@
 #define GPT_H
 
 #include "../ops.h"
+#include "layer_stats.h"
 #include "params.h"
 
 typedef struct {
@@ -114,6 +115,9 @@ void gpt_weights_open(GPTWeights *w, const char *flag, const char *path);
 // heads are free. Padded embedding rows are zero.
 void gpt_weights_load(const GPTWeights *w, GPT *m);
 void gpt_weights_close(GPTWeights *w);
+
+// The per-layer diagnostic (src/layer_stats.h) of the last forward: out[layers].
+void gpt_layer_stats(GPT *m, LayerStat *out);
 
 // Number of parameters excluding the padded embedding rows.
 size_t gpt_num_params_unpadded(const GPT *m);

@@ -474,3 +474,10 @@ void vit_backward(ViT *m, float grad_scale) {
                             m->patches, m->patch_w, NP, PD, D);
     }
 }
+
+void vit_layer_stats(ViT *m, LayerStat *out) {
+    for (int l = 0; l < m->cfg.depth; l++) {
+        const LayerActs a = layer_acts(m, l);
+        out[l] = layer_stat(m->be, a.qkv, a.atty, a.atto, (size_t)m->B * m->seq, m->cfg.dim, m->cfg.heads);
+    }
+}

@@ -16,6 +16,7 @@
 #define VIT_H
 
 #include "../ops.h"
+#include "layer_stats.h"
 #include "params.h"
 #include "safetensors.h"
 
@@ -98,6 +99,8 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
                    uint64_t dropout_seed);
 // Correct top-1 predictions in the last forward with labels.
 int vit_last_correct(ViT *m);
+// The per-layer diagnostic (src/layer_stats.h) of the last forward: out[depth].
+void vit_layer_stats(ViT *m, LayerStat *out);
 // Accumulates into m->grads the gradient of (grad_scale * mean loss) of the
 // last forward with labels. Call vit_zero_grad first.
 void vit_backward(ViT *m, float grad_scale);

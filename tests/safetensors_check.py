@@ -14,6 +14,11 @@ compared with train_gpt's.
 VAL_BIN is a nanoGPT uint16 token file; EVAL_WINDOWS = eval-batches x batch.
 ATTN and GAMMA say which attention evaluates an llm.c file, which records
 none, and SEQ the block size of the run (windows of SEQ tokens, wpe cropped).
+
+With LAYERS_CSV=RUN/layers.csv and LAYERS_BATCH=B in the environment it also
+recomputes the per-layer diagnostic (variants.md: disc, cos_yv, out_rms over
+the first validation batch, windows 0..B-1) from the PyTorch model's own Y, V
+and O, and compares it with the file's rows of its last step (1e-4 relative).
 """
 import os
 import struct
@@ -23,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layers_ref  # noqa: E402
 import safetensors_read  # noqa: E402
 import torch_ref  # noqa: E402
 
@@ -110,11 +116,20 @@ def evaluate(p, cfg, V, T, val_path, windows, want, what):
     with torch.no_grad():
         logits = torch_ref.forward(p, cfg, idx)[..., :V]
         loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1)).item()
+    if os.environ.get("LAYERS_CSV"):
+        check_layers(p, cfg, idx[:int(os.environ["LAYERS_BATCH"])], os.environ["LAYERS_CSV"])
     rel = abs(loss - want) / abs(want)
     print(f"safetensors_check: {what}; val loss {loss:.9f} (PyTorch) vs {want:.9f} "
           f"(train_gpt): {rel:.2e} relative")
     if rel > 1e-5:
         fail(f"val loss differs by {rel:.2e} relative (more than 1e-5)")
+
+
+def check_layers(p, cfg, idx, path):
+    trace = []
+    with torch.no_grad():
+        torch_ref.forward(p, cfg, idx, trace)
+    print("safetensors_check: " + layers_ref.check(trace, cfg["attn_x"], cfg["gamma"], path, fail))
 
 
 if __name__ == "__main__":

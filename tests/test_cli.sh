@@ -130,6 +130,7 @@ for variant in "mqar:--optim=adamw" "setadam:--optim=setadam --attn=x" \
     "$BIN" --resume="$OUT/half_$name" --steps=16 > "$OUT/resume_$name.log" 2>&1
     check "resume $name exit code" [ $? -eq 0 ]
     check "resume $name: identical losses" diff <(losses "$OUT/full_$name") <(losses "$OUT/half_$name")
+    check "resume $name: identical layers.csv" cmp -s "$OUT/full_$name/layers.csv" "$OUT/half_$name/layers.csv"
 done
 check "token data: val_acc measured" grep -qE '^16,.*,0\.[0-9]+,' "$OUT/full_tok/metrics.csv"
 
@@ -222,8 +223,14 @@ for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
         --log-every=100 $mode --export="$OUT/$tag.safetensors" --out="$OUT/exp_$tag" > /dev/null 2>&1
     check "export $mode: exit code" [ $? -eq 0 ]
     vl=$(tail -n 1 "$OUT/exp_$tag/metrics.csv" | cut -d, -f5)
-    check "export $mode: PyTorch from the file gives the val loss" \
+    # ... and the per-layer diagnostic of the last evaluation, recomputed in
+    # PyTorch from the same model's Y, V and O
+    check "export $mode: PyTorch from the file gives the val loss and layers.csv" \
+        env LAYERS_CSV="$OUT/exp_$tag/layers.csv" LAYERS_BATCH=8 \
         /usr/bin/python3 tests/safetensors_check.py "$OUT/$tag.safetensors" "$OUT/tok/val.bin" 16 "$vl"
+    check "layers.csv $mode: the header" [ "$(head -n 1 "$OUT/exp_$tag/layers.csv")" = "step,layer,disc,cos_yv,gamma,out_rms" ]
+    check "layers.csv $mode: 2 layers at steps 0, 4, 8" \
+        [ "$(tail -n +2 "$OUT/exp_$tag/layers.csv" | cut -d, -f1,2 | tr '\n' ' ')" = "0,0 0,1 4,0 4,1 8,0 8,1 " ]
 done
 # --eval-only: the checkpoint's val loss as the run wrote it, nothing in the
 # run directory touched; --export from it gives the same model

@@ -143,6 +143,7 @@ for variant in "setadam:--optim=setadam" "adamw_x:--optim=adamw --wd=0.05 --attn
     "$BIN" --resume="$OUT/half_$name" --epochs=2 > "$OUT/resume_$name.log" 2>&1
     check "resume $name exit code" [ $? -eq 0 ]
     check "resume $name: identical losses" diff <(losses "$OUT/full_$name") <(losses "$OUT/half_$name")
+    check "resume $name: identical layers.csv" cmp -s "$OUT/full_$name/layers.csv" "$OUT/half_$name/layers.csv"
 done
 err=$("$BIN" --resume="$OUT/half_setadam" --epochs=2 2>&1 >/dev/null); rc=$?
 check "resume a finished run: exit 2, got $rc" [ "$rc" -eq 2 ]
@@ -272,9 +273,14 @@ for variant in "small_std:--model=vit_small --attn=std" "small_x:--model=vit_sma
     check "init-from eval-only $name: '$got', the run's last evaluation is '$want'" [ "$got" = "$want" ]
     check "init-from eval-only $name: no run directory" [ ! -e "$OUT/w_none" ]
     check "init-from + export $name: the same file byte for byte" cmp -s "$file" "$OUT/w_$name.round.safetensors"
-    got=$(/usr/bin/python3 tests/vit_safetensors_check.py "$file" "$OUT/data" "${MNIST_NORM[@]}" \
-              "$(cut -d, -f6 <<< "$row")" 2>&1); rc=$?
-    check "PyTorch from the $name file gives the val loss: $got" [ "$rc" -eq 0 ]
+    # ... and the per-layer diagnostic of the last evaluation (layers.csv),
+    # recomputed from the PyTorch model's Y, V and O on the first test batch
+    got=$(LAYERS_CSV="$dir/layers.csv" LAYERS_BATCH=32 /usr/bin/python3 tests/vit_safetensors_check.py \
+              "$file" "$OUT/data" "${MNIST_NORM[@]}" "$(cut -d, -f6 <<< "$row")" 2>&1); rc=$?
+    check "PyTorch from the $name file gives the val loss and layers.csv: $got" [ "$rc" -eq 0 ]
+    check "layers.csv $name: the header" [ "$(head -n 1 "$dir/layers.csv")" = "step,layer,disc,cos_yv,gamma,out_rms" ]
+    check "layers.csv $name: 2 layers after each of the 2 epochs" \
+        [ "$(tail -n +2 "$dir/layers.csv" | cut -d, -f2 | tr '\n' ' ')" = "0 1 0 1 " ]
     [ "$rc" -eq 0 ] && echo "  $got"
 done
 # --init-from takes the model from the file (no model flag given), trains it

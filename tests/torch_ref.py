@@ -63,7 +63,8 @@ def split_params(flat, c):
     return p
 
 
-def forward(p, c, idx):
+def forward(p, c, idx, trace=None):
+    """The logits; with a list `trace`, appends each layer's (y, v, o), (B, NH, T, hs) each."""
     B, T = idx.shape
     C, NH, L = c["C"], c["NH"], c["L"]
     hs = C // NH
@@ -79,6 +80,8 @@ def forward(p, c, idx):
         s = s.masked_fill(~mask, float("-inf"))
         y = F.softmax(s, dim=-1) @ v
         o = y - c["gamma"] * v if c["attn_x"] else y       # AttentionX: O = PV - gamma V
+        if trace is not None:
+            trace.append((y, v, o))
         o = o.transpose(1, 2).reshape(B, T, C)
         x = x + F.linear(o, p["attprojw"][l], opt("attprojb"))
         h = F.layer_norm(x, (C,), p["ln2w"][l], opt("ln2b"), 1e-5)

@@ -89,7 +89,8 @@ def spt_input(x):
     return torch.cat([x] + [F.pad(x, s) for s in shifts], dim=1)
 
 
-def forward(p, c, img):
+def forward(p, c, img, trace=None):
+    """The logits; with a list `trace`, appends each layer's (y, v, o), (B, NH, T, hs) each."""
     D, NH, L, P = c["D"], c["NH"], c["L"], c["P"]
     hs = D // NH
     spt = c["kind"] == VIT_SMALL
@@ -114,6 +115,8 @@ def forward(p, c, img):
             dots = dots * hs ** -0.5
         y = F.softmax(dots, dim=-1) @ v
         o = y - c["gamma"] * v if c["attn_x"] else y          # AttentionX: O = PV - gamma V
+        if trace is not None:
+            trace.append((y, v, o))
         o = o.transpose(1, 2).reshape(B, N + 1, D)
         if p["attprojw"] is not None:
             o = F.linear(o, p["attprojw"][l], p["attprojb"][l])

@@ -13,6 +13,8 @@ the mean cross-entropy with the val loss train_vit reported.
     /usr/bin/python3 tests/vit_safetensors_check.py FILE DATA_DIR MEAN STD VAL_LOSS
 
 DATA_DIR holds t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain).
+With LAYERS_CSV=RUN/layers.csv and LAYERS_BATCH=B in the environment it also
+checks the per-layer diagnostic of the first test batch (tests/layers_ref.py).
 Exits non-zero with one line naming the first problem.
 """
 import os
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layers_ref  # noqa: E402
 import safetensors_read  # noqa: E402
 import torch_ref_vit  # noqa: E402
 
@@ -130,6 +133,12 @@ def main():
           f"{len(t)} tensors; val loss {want:.9f} (train_vit) vs torch {loss:.9f}: {rel:.2e} relative")
     if rel > 1e-5:
         fail(f"val loss differs by {rel:.2e} relative (more than 1e-5)")
+    if os.environ.get("LAYERS_CSV"):   # the diagnostic of the first test batch, recomputed
+        trace = []
+        with torch.no_grad():
+            torch_ref_vit.forward(p, cfg, images[:int(os.environ["LAYERS_BATCH"])], trace)
+        print("vit_safetensors_check: " + layers_ref.check(trace, cfg["attn_x"], cfg["gamma"],
+                                                           os.environ["LAYERS_CSV"], fail))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+// layer_stats.h - the per-layer diagnostic of the AttentionX paper
+// (../shared/spec/variants.md), written to RUN/layers.csv at every evaluation.
+//
+// Over all rows (token x head) of one layer of the last forward pass, with y
+// the attention core's output PV, v the token's value and o the variant's
+// output:
+//   disc    = rms(y - v) / rms(v)              (coefficient 1 whatever the variant)
+//   cos_yv  = mean over rows of y.v / (|y| |v|)   (0 where either is 0)
+//   out_rms = rms(o)
+#ifndef LAYER_STATS_H
+#define LAYER_STATS_H
+
+#include <stddef.h>
+
+#include "../ops.h"
+
+typedef struct {
+    double disc, cos_yv, out_rms;
+} LayerStat;
+
+#define LAYERS_CSV_HEADER "step,layer,disc,cos_yv,gamma,out_rms"
+
+// One layer: qkv (rows, 3C; V at column 2C), y and o (rows, C), device buffers
+// of `be`; NH heads of C / NH. Copies them to the host (the diagnostic runs
+// once per evaluation, on its first batch).
+LayerStat layer_stat(const Backend *be, const real *qkv, const real *y, const real *o, size_t rows, int C,
+                     int NH);
+
+#endif
