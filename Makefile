@@ -139,8 +139,8 @@ test-gpu: all
 ifeq ($(NVCC),)
 	@echo "test-gpu: skipped: this build has no CUDA backend (nvcc not found)"
 else
-	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu train_vit && $(BUILD)/test_gpu && \
-	    tests/test_gpu_runs.sh
+	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu train_vit && TRAIN_TF32=0 $(BUILD)/test_gpu && \
+	    TRAIN_TF32=0 tests/test_gpu_runs.sh
 endif
 
 # Every kernel's registers, spills and shared memory as ptxas reports them: a
@@ -190,8 +190,8 @@ $(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o
 # test_gpu runs every launch twice (CUDA_EMU_RACECHECK: ascending and descending
 # thread order, compared); the trainer runs once
 test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit
-	@CUDA_EMU=1 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
-	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/test_gpu_runs.sh
+	@CUDA_EMU=1 TRAIN_TF32=0 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
+	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/cuda_emu/float_gemm.sh tests/test_gpu_runs.sh
 
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)
 $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a

@@ -5,12 +5,16 @@
 #include "cublas_v2.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -731,22 +735,79 @@ static cublasStatus_t gemm_check(cublasHandle_t handle, cublasOperation_t ta,
     return CUBLAS_STATUS_SUCCESS;
 }
 
-static void gemm_one(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+// How the emulated GEMMs sum, from CUDA_EMU_GEMM:
+//   double (the default)  every product exact, summed in double, rounded once:
+//                         the oracle, so a test measures the kernels' own error
+//   float                 as a GPU does: fp32 fused multiply-adds over k in a
+//                         shuffled order, a different order for every output
+//                         element, so tests meet fp32 accumulation and no
+//                         fixed order; the order is a function of the shape and
+//                         the element (as cuBLAS repeats its algorithm for the
+//                         same problem), so a repeated GEMM gives the same bits
+// With the handle in CUBLAS_TF32_TENSOR_OP_MATH, A and B are first rounded to
+// TF32 (10 mantissa bits, to nearest even), as tensor cores read them; the
+// backend turns TF32 on only with TRAIN_TF32=1, which the tests force to 0.
+static int gemm_float_mode(void) {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("CUDA_EMU_GEMM");
+        if (e && strcmp(e, "float") && strcmp(e, "double"))
+            die("CUDA_EMU_GEMM=%s: expected float or double", e);
+        mode = e && !strcmp(e, "float");
+    }
+    return mode;
+}
+
+static float to_tf32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;   // finite: round
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void gemm_one(int tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                      float *C, int ldc) {
+    const int fp32 = gemm_float_mode();
+    std::vector<int> order(k > 0 ? k : 0);
+    uint64_t shape = ((uint64_t)m * 1000003u + (uint64_t)n) * 1000003u + (uint64_t)k;
+    shape = shape * 4 + (uint64_t)(ta == CUBLAS_OP_T) * 2 + (uint64_t)(tb == CUBLAS_OP_T);
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double acc = 0;
+            float facc = 0;
+            if (alpha != 0.0f && fp32) {   // this element's order of the k terms
+                uint64_t seed = shape ^ (((uint64_t)j << 32) | (uint64_t)i) * 0x9e3779b97f4a7c15ull;
+                for (int l = 0; l < k; l++) order[l] = l;
+                for (int l = k - 1; l > 0; l--) std::swap(order[l], order[splitmix(&seed) % (uint64_t)(l + 1)]);
+            }
             if (alpha != 0.0f)
-                for (int l = 0; l < k; l++) {
-                    double a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
-                    double b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
-                    acc += a * b;
+                for (int q = 0; q < k; q++) {
+                    const int l = fp32 ? order[q] : q;
+                    float a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
+                    float b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
+                    if (tf32) a = to_tf32(a), b = to_tf32(b);
+                    if (fp32) facc = fmaf(a, b, facc);
+                    else acc += (double)a * b;
                 }
             float *c = &C[i + (size_t)j * ldc];
-            double r = (double)alpha * acc;
-            if (beta != 0.0f) r += (double)beta * *c;   // C is not read when beta is 0
-            *c = (float)r;
+            if (fp32) {
+                float r = alpha * facc;
+                if (beta != 0.0f) r = fmaf(beta, *c, r);   // C is not read when beta is 0
+                *c = r;
+            } else {
+                double r = (double)alpha * acc;
+                if (beta != 0.0f) r += (double)beta * *c;
+                *c = (float)r;
+            }
         }
 }
 
@@ -792,7 +853,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
     gemm_spans("cublasSgemm", ta, tb, m, n, k, A, lda, sA, B, ldb, sB, C, ldc, sC, batch, reads_ab);
     g_stats.gemms++;
     for (int b = 0; b < batch; b++)
-        gemm_one(ta, tb, m, n, reads_ab ? k : 0, *alpha, A + b * sA, lda, B + b * sB, ldb, *beta,
-                 C + b * sC, ldc);
+        gemm_one(handle->math == CUBLAS_TF32_TENSOR_OP_MATH, ta, tb, m, n, reads_ab ? k : 0, *alpha,
+                 A + b * sA, lda, B + b * sB, ldb, *beta, C + b * sC, ldc);
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -438,6 +438,41 @@ static void test_unfreed_counted(void) {
           unfreed);
 }
 
+// CUDA_EMU_GEMM: in double every element is exact; in float the order of the
+// k terms changes from element to element (a sum whose fp32 result depends on
+// it: +2^24 and -2^24 among 62 ones) but a repeated call gives the same bits.
+static void test_gemm_order(cublasHandle_t h) {
+    const int k = 64, n = 64;
+    float a[64], *b = (float *)malloc((size_t)k * n * 4), c1[64], c2[64];
+    for (int l = 0; l < k; l++) a[l] = 1.0f;
+    a[0] = 16777216.0f, a[1] = -16777216.0f;
+    for (int i = 0; i < k * n; i++) b[i] = 1.0f;
+    float *da = (float *)dev_alloc(k * 4), *db = (float *)dev_alloc((size_t)k * n * 4), *dc = (float *)dev_alloc(n * 4);
+    cudaMemcpy(da, a, k * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(db, b, (size_t)k * n * 4, cudaMemcpyHostToDevice);
+    const float one = 1.0f, zero = 0.0f;
+    // C (1 x n) = a (1 x k) B (k x n)
+    cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, n, k, &one, da, 1, db, k, &zero, dc, 1);
+    cudaMemcpy(c1, dc, n * 4, cudaMemcpyDeviceToHost);
+    cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, n, k, &one, da, 1, db, k, &zero, dc, 1);
+    cudaMemcpy(c2, dc, n * 4, cudaMemcpyDeviceToHost);
+    int exact = 0, distinct = 0, same = !memcmp(c1, c2, sizeof c1);
+    for (int j = 0; j < n; j++) {
+        exact += c1[j] == 62.0f;
+        distinct += j > 0 && c1[j] != c1[0];
+    }
+    const char *mode = getenv("CUDA_EMU_GEMM");
+    if (mode && !strcmp(mode, "float")) {
+        CHECK(exact < n && distinct > 0, "CUDA_EMU_GEMM=float: %d of %d sums exact, %d unlike the first: "
+              "no fp32 accumulation in a shuffled order", exact, n, distinct);
+        CHECK(same, "CUDA_EMU_GEMM=float: a repeated GEMM gave other bits");
+    } else {
+        CHECK(exact == n, "CUDA_EMU_GEMM=double: %d of %d sums exact", exact, n);
+    }
+    free(b);
+    cudaFree(da); cudaFree(db); cudaFree(dc);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--leave-unfreed")) return leave_unfreed();
     test_coordinates();
@@ -449,6 +484,7 @@ int main(int argc, char **argv) {
     cublasHandle_t h;
     CHECK(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS, "cublasCreate");
     test_gemm(h);
+    test_gemm_order(h);
     cublasDestroy(h);
 
     CHECK(aborts_with(run_divergent_shuffle, "which is at __syncthreads"),
