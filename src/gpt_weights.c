@@ -165,14 +165,6 @@ void gpt_weights_close(GPTWeights *w) {
     w->st = NULL;
 }
 
-// bf16 (llm.c version 5) widened: its bits are the top half of an fp32
-static void widen_bf16(const uint16_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const uint32_t u = (uint32_t)src[i] << 16;
-        memcpy(&dst[i], &u, 4);
-    }
-}
-
 // The llm.c tensors follow our flat order exactly; only wte's padded rows
 // (the file's Vp against ours) and wpe's rows (a cropped block size) differ.
 static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
@@ -187,7 +179,7 @@ static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
     uint16_t *raw = bytes == 2 ? xmalloc(chunk * 2) : NULL;
     #define READ(dst, n) do { \
         if (bytes == 4) xfread((dst), (n) * 4, f, w->path); \
-        else { xfread(raw, (n) * 2, f, w->path); widen_bf16(raw, (dst), (n)); } } while (0)
+        else { xfread(raw, (n) * 2, f, w->path); bf16_widen(raw, (dst), (n)); } } while (0)
     READ(tmp, Vp_file * C);
     memset(host + (m->wte - m->params), 0, (size_t)c->padded_vocab * C * sizeof(real));
     memcpy(host + (m->wte - m->params), tmp, V * C * sizeof(float));

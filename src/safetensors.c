@@ -437,6 +437,10 @@ static float bf16_to_float(uint16_t h) {
     memcpy(&x, &u, 4);
     return x;
 }
+
+void bf16_widen(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_to_float(src[i]);
+}
 static float f16_to_float(uint16_t h) {
     const uint32_t sign = (uint32_t)(h >> 15) << 31, e = h >> 10 & 0x1f, m = h & 0x3ff;
     uint32_t u;
@@ -479,7 +483,8 @@ void safetensors_read(const StFile *st, const char *name, int ndim, const int64_
     }
     if (t->dtype != ST_F32) {
         const uint16_t *h = raw;
-        for (int64_t i = 0; i < count; i++) dst[i] = t->dtype == ST_BF16 ? bf16_to_float(h[i]) : f16_to_float(h[i]);
+        if (t->dtype == ST_BF16) bf16_widen(h, dst, (size_t)count);
+        else for (int64_t i = 0; i < count; i++) dst[i] = f16_to_float(h[i]);
         free(raw);
     }
 }

@@ -69,4 +69,7 @@ const char *safetensors_meta(const StFile *st, const char *key);
 void safetensors_read(const StFile *st, const char *name, int ndim, const int64_t *shape,
                       float *dst);
 
+// n bf16 values (the top halves of fp32s: safetensors BF16, llm.c version 5) widened exactly
+void bf16_widen(const uint16_t *src, float *dst, size_t n);
+
 #endif
