@@ -35,16 +35,16 @@ BUILD_FLAVOUR := $(shell mkdir -p build && (echo "$(BUILD)" | cmp -s - build/.fl
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
          src/vit.c src/runctl.c src/params.c src/safetensors.c src/layer_stats.c src/gpt_weights.c \
-         src/vit_weights.c
-OPS = attention.c layers.c attention_fast.c layers_fast.c cpu_gemm.c backend.c
+         src/vit_weights.c src/attn_config.c src/attn_flags.c
+OPS = attention.c variants.c layers.c attention_fast.c variants_fast.c layers_fast.c cpu_gemm.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
-DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c layers.c src/gpt.c src/params.c src/layer_stats.c \
-              src/common.c)
+DOUBLE_OBJS = $(patsubst %.c,$(BUILD)/double/%.o,attention.c variants.c layers.c src/gpt.c src/params.c \
+              src/layer_stats.c src/common.c src/attn_config.c)
 # the fast backend lets the compiler fuse multiply-adds (ISO C mode does not by
 # default) and call sqrtf/logf without errno; the reference keeps the strict
 # rounding of each operation
-FAST_SRCS = attention_fast.c layers_fast.c cpu_gemm.c
+FAST_SRCS = attention_fast.c variants_fast.c layers_fast.c cpu_gemm.c
 FAST_CFLAGS = -ffp-contract=fast -fno-math-errno $(if $(HAVE_BLAS),-DHAVE_CBLAS)
 
 ifneq ($(NVCC),)
@@ -53,7 +53,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
             -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall,-Wextra -DHAVE_CUDA -I.
-CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
+CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++
 $(BUILD)/backend.o: CFLAGS += -DHAVE_CUDA
 else
@@ -157,7 +157,7 @@ EMU ?= build/emu
 CXX ?= g++
 EMU_CXXFLAGS = $(OPT) -g -std=c++17 -Wall -Wextra -DHAVE_CUDA -Itests/cuda_emu -I.
 EMU_OBJS = $(patsubst %.c,$(EMU)/%.o,$(OPS) $(SHARED))
-EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
+EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/variants.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
 EMU_HEADERS = $(wildcard *.h src/*.h tests/cuda_emu/*.h)
 $(EMU)/backend.o: CFLAGS += -DHAVE_CUDA
 $(patsubst %.c,$(EMU)/%.o,$(FAST_SRCS)): CFLAGS += $(FAST_CFLAGS)

@@ -1,12 +1,11 @@
-// attention.c - CPU reference of multi-head attention and AttentionX.
+// attention.c - CPU reference of the multi-head attention core.
 //
 // The math (../shared/spec/attentionx.md), one head, rows i, columns j:
 //   S = s Q K^T + M,  P = softmax_row(S),  Y = P V
-//   O = Y                  standard attention (args->x == 0)
-//   O = Y - gamma V        AttentionX (args->x == 1)
-// Backward, G = dL/dO:
-//   dV = P^T G  (- gamma G for AttentionX),  dP = G V^T
-//   D_i = sum_k G_ik Y_ik   (Y = P V, not O)
+// The variant's transform O = f(Y, V) comes after it, as its own op
+// (variants.c); the core's backward takes its dY = dL/dY:
+//   dV = P^T dY,  dP = dY V^T
+//   D_i = sum_k dY_ik Y_ik
 //   dS = P o (dP - D),  dQ = s dS K,  dK = s dS^T Q
 //   LSA (s = exp(t)): dt = sum_ij dS_ij s (Q K^T)_ij over unmasked entries
 // The CUDA kernels are in attention.cu. The reference keeps P (B, NH, T, T)
@@ -33,7 +32,7 @@ static double attn_scale(const AttnArgs *a) {
     return a->log_temp ? exp((double)a->log_temp[0]) : (double)a->scale;
 }
 
-void attention_forward_ref(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
+void attention_forward_ref(real *y, real *saved, const real *qkv, int B, int T, int C,
                            int NH, const AttnArgs *args) {
     const int hs = C / NH;
     const size_t row = 3 * (size_t)C;   // qkv row stride
@@ -64,26 +63,19 @@ void attention_forward_ref(real *out, real *y, real *saved, const real *qkv, int
                 // a row with no allowed key (diagonal mask, T = 1) attends to nothing
                 for (int j = 0; j < T; j++)
                     p[j] = attn_allowed(args->mask, i, j) ? (real)(exp((double)p[j] - maxs) / sum) : 0;
-                // y_i = sum_j P_ij v_j;  o_i = y_i - gamma v_i
+                // y_i = sum_j P_ij v_j
                 real *yi = y + ((size_t)b * T + i) * C + (size_t)h * hs;
-                real *oi = out + ((size_t)b * T + i) * C + (size_t)h * hs;
-                const real *vi = base + i * row + 2 * C;
                 for (int c = 0; c < hs; c++) {
                     double acc = 0;
                     for (int j = 0; j < T; j++) acc += (double)p[j] * base[j * row + 2 * C + c];
                     yi[c] = (real)acc;
-                }
-                if (args->x) {
-                    for (int c = 0; c < hs; c++) oi[c] = yi[c] - (real)args->gamma * vi[c];
-                } else if (oi != yi) {
-                    for (int c = 0; c < hs; c++) oi[c] = yi[c];
                 }
             }
         }
     }
 }
 
-void attention_backward_ref(real *dqkv, const real *dout, const real *qkv, const real *y,
+void attention_backward_ref(real *dqkv, const real *dy, const real *qkv, const real *y,
                             const real *saved, int B, int T, int C, int NH, const AttnArgs *args) {
     const int hs = C / NH;
     const size_t row = 3 * (size_t)C;
@@ -98,7 +90,7 @@ void attention_backward_ref(real *dqkv, const real *dout, const real *qkv, const
             const real *P = saved + ((size_t)b * NH + h) * T * T;
             double dt = 0;
             for (int i = 0; i < T; i++) {
-                const real *g = dout + ((size_t)b * T + i) * C + (size_t)h * hs;
+                const real *g = dy + ((size_t)b * T + i) * C + (size_t)h * hs;
                 const real *yi = y + ((size_t)b * T + i) * C + (size_t)h * hs;
                 const real *q = base + i * row;
                 real *dq = dbase + i * row;
@@ -122,10 +114,6 @@ void attention_backward_ref(real *dqkv, const real *dout, const real *qkv, const
                         for (int c = 0; c < hs; c++) qk += (double)q[c] * k[c];
                         dt += ds * s * qk;
                     }
-                }
-                if (args->x) {
-                    real *dvi = dbase + i * row + 2 * C;
-                    for (int c = 0; c < hs; c++) dvi[c] -= (real)args->gamma * g[c];
                 }
             }
             if (dt_partial) dt_partial[(size_t)b * NH + h] = dt;

@@ -1,14 +1,15 @@
-// attention.cu - multi-head attention and AttentionX on the GPU.
+// attention.cu - the multi-head attention core on the GPU.
 //
 // The math is in attention.c (and ../shared/spec/attentionx.md). This first
 // version materialises the T x T scores of every (batch, head):
 //   forward:  q, k, v <- qkv split into heads (B, NH, T, hs)
 //             S = Q K^T (cuBLAS, strided batched; the scale s is applied next)
 //             P = softmax_row(s S + M)          kept in `saved`
-//             Yh = P V (cuBLAS);  y <- Yh merged back to (B, T, C);  out = y - gamma v
-//   backward: D_i = rowsum(G o Y);  dP = G V^T;  dV = P^T G
+//             Yh = P V (cuBLAS);  y <- Yh merged back to (B, T, C)
+//   backward: (G = dY, the gradient after the variant's transform, variants.cu)
+//             D_i = rowsum(G o Y);  dP = G V^T;  dV = P^T G
 //             dS = P o (dP - D) (0 where masked)
-//             dQ = s dS K,  dK = s dS^T Q,  dV -= gamma G (AttentionX)
+//             dQ = s dS K,  dK = s dS^T Q
 //             LSA: dt = s sum_ij dS_ij (Q K^T)_ij = s sum_id Q_id (dS K)_id,
 //             so dt is the dot product of Q with the unscaled dQ: no T x T pass.
 // s = exp(*log_temp) is read on the device by the kernels that need it, so
@@ -65,9 +66,8 @@ __global__ void attn_softmax_kernel(float *att, size_t rows, int T, int mask,
         a[j] = attn_allowed(mask, i, j) ? expf(s * a[j] - mx) * inv : 0.0f;
 }
 
-// y[b, t, h hs + d] = Yh[b, h, t, d];  out = y - gamma v (AttentionX) or y
-__global__ void attn_merge_forward_kernel(float *out, float *y, const float *yh, const float *qkv,
-                                          int T, int C, int NH, int x, float gamma,
+// y[b, t, h hs + d] = Yh[b, h, t, d]
+__global__ void attn_merge_forward_kernel(float *y, const float *yh, int T, int C, int NH,
                                           size_t total) {
     const int hs = C / NH;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
@@ -76,10 +76,7 @@ __global__ void attn_merge_forward_kernel(float *out, float *y, const float *yh,
         int c = (int)(i % C), h = c / hs, d = c % hs;
         size_t b = bt / T;
         int t = (int)(bt % T);
-        float yv = yh[((b * NH + h) * T + t) * hs + d];
-        y[i] = yv;
-        if (x) out[i] = yv - gamma * qkv[bt * 3 * C + 2 * (size_t)C + c];
-        else if (out != y) out[i] = yv;
+        y[i] = yh[((b * NH + h) * T + t) * hs + d];
     }
 }
 
@@ -112,11 +109,10 @@ __global__ void attn_softmax_backward_kernel(float *dp, const float *P, const fl
     }
 }
 
-// dqkv[b, t, :] += (s dQh, s dKh, dVh - gamma G) merged back from the head layout
+// dqkv[b, t, :] += (s dQh, s dKh, dVh) merged back from the head layout
 __global__ void attn_merge_backward_kernel(float *dqkv, const float *dqh, const float *dkh,
-                                           const float *dvh, const float *dout, int T, int C,
-                                           int NH, int x, float gamma, const float *log_temp,
-                                           float scale, size_t total) {
+                                           const float *dvh, int T, int C, int NH,
+                                           const float *log_temp, float scale, size_t total) {
     const int hs = C / NH;
     const float s = attn_scale(log_temp, scale);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
@@ -129,9 +125,7 @@ __global__ void attn_merge_backward_kernel(float *dqkv, const float *dqh, const 
         float *row = dqkv + bt * 3 * C;
         row[c] += s * dqh[p];
         row[C + c] += s * dkh[p];
-        float dv = dvh[p];
-        if (x) dv -= gamma * dout[i];
-        row[2 * C + c] += dv;
+        row[2 * C + c] += dvh[p];
     }
 }
 
@@ -195,7 +189,7 @@ static void split_heads(float *out, const float *in, int B, int T, int C, int NH
 
 size_t attention_saved_floats_cuda(int B, int NH, int T) { return (size_t)B * NH * T * T; }
 
-void attention_forward_cuda(float *out, float *y, float *saved, const float *qkv, int B, int T,
+void attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T,
                             int C, int NH, const AttnArgs *args) {
     if (B <= 0 || T <= 0 || C <= 0) return;
     check_shape(C, NH);
@@ -219,11 +213,11 @@ void attention_forward_cuda(float *out, float *y, float *saved, const float *qkv
     // Yh (T x hs) = P V: column-major Yh^T = V^T P^T
     sgemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, v, hs, sh, saved, T, st, yh, hs, sh, BH);
     attn_merge_forward_kernel<<<grid_for(n, ABLOCK), ABLOCK, 0, cuda_stream()>>>(
-        out, y, yh, qkv, T, C, NH, args->x, args->gamma, n);
+        y, yh, T, C, NH, n);
     CUDA_LAUNCH_CHECK();
 }
 
-void attention_backward_cuda(float *dqkv, const float *dout, const float *qkv, const float *y,
+void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
                              const float *saved, int B, int T, int C, int NH,
                              const AttnArgs *args) {
     if (B <= 0 || T <= 0 || C <= 0) return;
@@ -244,10 +238,10 @@ void attention_backward_cuda(float *dqkv, const float *dout, const float *qkv, c
     split_heads(q, qkv, B, T, C, NH, row3, 0);
     split_heads(k, qkv, B, T, C, NH, row3, C);
     split_heads(v, qkv, B, T, C, NH, row3, 2 * (size_t)C);
-    split_heads(g, dout, B, T, C, NH, C, 0);
+    split_heads(g, dy, B, T, C, NH, C, 0);
     const unsigned warps_per_block = ABLOCK / 32;
     attn_rowdot_kernel<<<(unsigned)ceil_div(rows, warps_per_block), ABLOCK, 0, cuda_stream()>>>(
-        D, dout, y, T, C, NH, rows);
+        D, dy, y, T, C, NH, rows);
     CUDA_LAUNCH_CHECK();
     // dP (T x T) = G V^T: column-major dP^T = V G^T
     sgemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, v, hs, sh, g, hs, sh, dp, T, st, BH);
@@ -261,7 +255,7 @@ void attention_backward_cuda(float *dqkv, const float *dout, const float *qkv, c
     // dK/s (T x hs) = dS^T Q: column-major Q^T dS
     sgemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, q, hs, sh, dp, T, st, dk, hs, sh, BH);
     attn_merge_backward_kernel<<<grid_for(n, ABLOCK), ABLOCK, 0, cuda_stream()>>>(
-        dqkv, dq, dk, dv, dout, T, C, NH, args->x, args->gamma, args->log_temp, args->scale, n);
+        dqkv, dq, dk, dv, T, C, NH, args->log_temp, args->scale, n);
     CUDA_LAUNCH_CHECK();
     if (args->dlog_temp) {
         double *part = (double *)cuda_grow((void **)&buf_part, &cap_part,

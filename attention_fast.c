@@ -17,8 +17,8 @@
 //
 // Each (batch, head) is one OpenMP task that writes only its own head's
 // columns, in a fixed order, so results do not depend on the thread count.
-// AttentionX's O = Y - gamma V is its own pass (variant_forward/backward
-// below), applied after the core, so the core never knows the variant.
+// The variant's transform (AttentionX's O = Y - gamma V, ...) is its own op
+// (variants_fast.c), applied after the core, so the core never knows it.
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -171,46 +171,11 @@ static double attn_head_backward(float *dQ, float *dK, float *dV, const float *G
 }
 
 // ----------------------------------------------------------------------------
-// the variant: AttentionX's output transform, on (Y, V), after the core.
-//   forward  O = Y - gamma V;   backward  dY = G (the core's input), dV -= gamma G
-
-static void variant_forward(real *out, const real *y, const real *qkv, int B, int T, int C,
-                            const AttnArgs *args) {
-    const size_t N = (size_t)B * T;
-    if (!args->x) {
-        if (out != y) memcpy(out, y, N * C * sizeof(real));
-        return;
-    }
-    const float gamma = args->gamma;
-    #pragma omp parallel for
-    for (size_t n = 0; n < N; n++) {
-        const real *v = qkv + n * 3 * C + 2 * C, *yn = y + n * C;
-        real *o = out + n * C;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) o[c] = yn[c] - gamma * v[c];
-    }
-}
-
-static void variant_backward(real *dqkv, const real *dout, int B, int T, int C,
-                             const AttnArgs *args) {
-    if (!args->x) return;
-    const float gamma = args->gamma;
-    const size_t N = (size_t)B * T;
-    #pragma omp parallel for
-    for (size_t n = 0; n < N; n++) {
-        real *dv = dqkv + n * 3 * C + 2 * C;
-        const real *g = dout + n * C;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) dv[c] -= gamma * g[c];
-    }
-}
-
-// ----------------------------------------------------------------------------
 // the ops: one (batch, head) per task; per-thread tiles from the scratch pool
 
 enum { FWD_TILE = QB * KB + 2 * QB, BWD_TILE = 3 * QB * KB };
 
-void attention_forward_fast(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
+void attention_forward_fast(real *y, real *saved, const real *qkv, int B, int T, int C,
                             int NH, const AttnArgs *args) {
     const int hs = C / NH, nthreads = omp_get_max_threads();
     const float s = attn_scale(args);
@@ -225,10 +190,9 @@ void attention_forward_fast(real *out, real *y, real *saved, const real *qkv, in
                               S + QB * KB + QB);
         }
     }
-    variant_forward(out, y, qkv, B, T, C, args);
 }
 
-void attention_backward_fast(real *dqkv, const real *dout, const real *qkv, const real *y,
+void attention_backward_fast(real *dqkv, const real *dy, const real *qkv, const real *y,
                              const real *saved, int B, int T, int C, int NH, const AttnArgs *args) {
     const int hs = C / NH, nthreads = omp_get_max_threads();
     const float s = attn_scale(args);
@@ -244,7 +208,7 @@ void attention_backward_fast(real *dqkv, const real *dout, const real *qkv, cons
             const size_t yoff = (size_t)b * T * C + (size_t)h * hs;
             const real *Q = qkv + qoff;
             real *dQ = dqkv + qoff;
-            double dt = attn_head_backward(dQ, dQ + C, dQ + 2 * C, dout + yoff, y + yoff,
+            double dt = attn_head_backward(dQ, dQ + C, dQ + 2 * C, dy + yoff, y + yoff,
                                            saved + ((size_t)b * NH + h) * T, Q, Q + C, Q + 2 * C, T,
                                            hs, 3 * C, C, s, args->mask, dt_part != NULL, S,
                                            S + QB * KB, S + 2 * QB * KB, S + BWD_TILE);
@@ -256,5 +220,4 @@ void attention_backward_fast(real *dqkv, const real *dout, const real *qkv, cons
         for (size_t k = 0; k < (size_t)B * NH; k++) dt += dt_part[k];
         args->dlog_temp[0] += (real)dt;
     }
-    variant_backward(dqkv, dout, B, T, C, args);
 }

@@ -171,6 +171,8 @@ static const Backend *init_cuda(const char **why) {
     b->attention_saved_floats = attention_saved_floats_cuda;
     b->attention_forward = attention_forward_cuda;
     b->attention_backward = attention_backward_cuda;
+    b->variant_forward = variant_forward_cuda;
+    b->variant_backward = variant_backward_cuda;
     b->xent_forward = xent_forward_cuda;
     b->xent_backward = xent_backward_cuda;
     b->sumsq = sumsq_cuda;

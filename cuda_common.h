@@ -166,7 +166,7 @@ static __device__ F block_min(F v, F *sh) {
 }
 
 // ----------------------------------------------------------------------------
-// the ops (layers.cu, attention.cu), gathered into a table by backend_cuda.cu
+// the ops (layers.cu, attention.cu, variants.cu), gathered into a table by backend_cuda.cu
 
 void *cuda_alloc(size_t bytes);
 void cuda_free(void *p);
@@ -217,10 +217,14 @@ void cls_select_forward_cuda(float *out, const float *x, int B, int T, int D);
 void cls_select_backward_cuda(float *dx, const float *dout, int B, int T, int D);
 
 size_t attention_saved_floats_cuda(int B, int NH, int T);
-void attention_forward_cuda(float *out, float *y, float *saved, const float *qkv, int B, int T,
-                            int C, int NH, const AttnArgs *args);
-void attention_backward_cuda(float *dqkv, const float *dout, const float *qkv, const float *y,
+void attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T, int C, int NH,
+                            const AttnArgs *args);
+void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
                              const float *saved, int B, int T, int C, int NH,
                              const AttnArgs *args);
+void variant_forward_cuda(float *out, const float *y, const float *qkv, int N, int C, int NH,
+                          const VariantArgs *args);
+void variant_backward_cuda(float *dy, float *dqkv, const float *dout, const float *y,
+                           const float *qkv, int N, int C, int NH, const VariantArgs *args);
 
 #endif

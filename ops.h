@@ -19,8 +19,8 @@
 //   and inputs alike. This gives residual branches and gradient accumulation
 //   for free; callers zero scratch gradients with `zero`. A gradient pointer
 //   may be NULL where that gradient is not wanted (for example dbias when the
-//   layer has no bias). The one exception is xent_backward, which starts the
-//   backward pass and overwrites dlogits.
+//   layer has no bias). The exceptions are xent_backward, which starts the
+//   backward pass and overwrites dlogits, and variant_backward's dy.
 // - Fused ops (residual_layernorm_forward, matmul_gelu_forward) give what
 //   their parts give; a backend fuses them to save passes over memory.
 // - Matmul weights are stored (out, in), as PyTorch and llm.c store them.
@@ -47,14 +47,32 @@ typedef enum {
     MASK_DIAG = 2,     // ViT-small LSA: M_ii = -inf
 } AttnMask;
 
+// The attention core's arguments: softmax(s Q K^T + M) V, nothing after it.
 typedef struct {
     int mask;              // AttnMask
-    int x;                 // 0: O = Y (standard); 1: AttentionX, O = Y - gamma * V
-    float gamma;           // AttentionX's gamma (used only when x == 1)
     float scale;           // s when log_temp is NULL (1/sqrt(head size))
     const real *log_temp;  // LSA: s = exp(*log_temp), a 1-element device tensor; else NULL
     real *dlog_temp;       // backward: accumulates dL/dt when non-NULL
 } AttnArgs;
+
+// The attention variants (../shared/spec/variants.md): each is one output
+// transform O = f(Y, V; gamma) of the core's Y = P V and the token's own value
+// V, row by row (one head of one token), with its own backward. A new variant
+// adds an enum value here, its name in src/attn_config.c and its case in each
+// backend's variant ops (variants.c, variants_fast.c, variants.cu).
+typedef enum {
+    ATTN_STD = 0,   // O = Y
+    ATTN_X = 1,     // AttentionX: O = Y - gamma V
+    ATTN_XSA = 2,   // exclusive self attention: O = Y - gamma ((Y.V) / (V.V + 1e-6)) V
+    ATTN_NUM_KINDS
+} AttnKind;
+
+typedef struct {
+    int kind;             // AttnKind
+    const real *gamma;    // device: the coefficients, gamma[h] for head h when per_head, else gamma[0]
+    int per_head;
+    real *dgamma;         // backward: accumulates dL/dgamma (gamma's shape) when non-NULL
+} VariantArgs;
 
 // ----------------------------------------------------------------------------
 // optimizer arguments
@@ -129,18 +147,29 @@ typedef struct Backend {
     // out = a + b (the residual connection; its backward is plain accumulation)
     void (*add_forward)(real *out, const real *a, const real *b, size_t n);
 
-    // Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the three
-    // C-wide thirds of each row, head h the columns [h*hs, (h+1)*hs) of each.
-    // Writes y = P V (B, T, C), out = O (out may equal y when args->x == 0),
-    // and `saved`, the softmax state backward needs: attention_saved_floats()
-    // elements (the probabilities P in the reference).
+    // The multi-head attention core over a fused qkv (B, T, 3C): q, k, v are
+    // the three C-wide thirds of each row, head h the columns [h*hs, (h+1)*hs)
+    // of each. Writes y = P V (B, T, C) and `saved`, the softmax state backward
+    // needs: attention_saved_floats() elements (the probabilities P in the
+    // reference).
     size_t (*attention_saved_floats)(int B, int NH, int T);
-    void (*attention_forward)(real *out, real *y, real *saved, const real *qkv,
+    void (*attention_forward)(real *y, real *saved, const real *qkv,
                               int B, int T, int C, int NH, const AttnArgs *args);
-    // dout is G = dL/dO; accumulates into dqkv (and args->dlog_temp).
-    void (*attention_backward)(real *dqkv, const real *dout, const real *qkv, const real *y,
+    // dy is dL/dY; accumulates into dqkv (and args->dlog_temp).
+    void (*attention_backward)(real *dqkv, const real *dy, const real *qkv, const real *y,
                                const real *saved, int B, int T, int C, int NH,
                                const AttnArgs *args);
+
+    // The variant's transform after the core, over N = B*T rows of NH heads:
+    // out = f(y, v) with v the third C-wide part of each qkv row. out must not
+    // alias y (std, which has no transform, is a copy; the models skip it).
+    void (*variant_forward)(real *out, const real *y, const real *qkv, int N, int C, int NH,
+                            const VariantArgs *args);
+    // From dout = G = dL/dO: WRITES dy = dL/dY, the core's input (dy may equal
+    // dout, never alias anything else); accumulates the direct dL/dV into the
+    // V third of dqkv and dL/dgamma into args->dgamma.
+    void (*variant_backward)(real *dy, real *dqkv, const real *dout, const real *y,
+                             const real *qkv, int N, int C, int NH, const VariantArgs *args);
 
     // Softmax cross-entropy over the first V of Vp logits per row (columns
     // V..Vp-1 are vocabulary padding: probability 0, never predicted).

@@ -34,10 +34,14 @@ void cls_select_forward_ref(real *out, const real *x, int B, int T, int D);
 void cls_select_backward_ref(real *dx, const real *dout, int B, int T, int D);
 
 size_t attention_saved_floats_ref(int B, int NH, int T);
-void attention_forward_ref(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
-                           int NH, const AttnArgs *args);
-void attention_backward_ref(real *dqkv, const real *dout, const real *qkv, const real *y,
+void attention_forward_ref(real *y, real *saved, const real *qkv, int B, int T, int C, int NH,
+                           const AttnArgs *args);
+void attention_backward_ref(real *dqkv, const real *dy, const real *qkv, const real *y,
                             const real *saved, int B, int T, int C, int NH, const AttnArgs *args);
+void variant_forward_ref(real *out, const real *y, const real *qkv, int N, int C, int NH,
+                         const VariantArgs *args);
+void variant_backward_ref(real *dy, real *dqkv, const real *dout, const real *y, const real *qkv,
+                          int N, int C, int NH, const VariantArgs *args);
 
 // the fast backend's scratch: slot k grows to at least `floats` and stays
 // until fast_scratch_free (the backend's shutdown). Host thread only.
@@ -46,9 +50,13 @@ float *fast_scratch(int slot, size_t floats);
 void fast_scratch_free(void);
 
 size_t attention_saved_floats_fast(int B, int NH, int T);
-void attention_forward_fast(real *out, real *y, real *saved, const real *qkv, int B, int T, int C,
-                            int NH, const AttnArgs *args);
-void attention_backward_fast(real *dqkv, const real *dout, const real *qkv, const real *y,
+void attention_forward_fast(real *y, real *saved, const real *qkv, int B, int T, int C, int NH,
+                            const AttnArgs *args);
+void attention_backward_fast(real *dqkv, const real *dy, const real *qkv, const real *y,
                              const real *saved, int B, int T, int C, int NH, const AttnArgs *args);
+void variant_forward_fast(real *out, const real *y, const real *qkv, int N, int C, int NH,
+                          const VariantArgs *args);
+void variant_backward_fast(real *dy, real *dqkv, const real *dout, const real *y, const real *qkv,
+                           int N, int C, int NH, const VariantArgs *args);
 
 #endif

@@ -1,5 +1,5 @@
 // train_gpt.c - train a GPT (nanoGPT semantics) with standard attention or
-// AttentionX, on token data or on the built-in recall task, on any backend.
+// a variant (AttentionX, XSA), on token data or on the built-in recall task, on any backend.
 //
 // This file is the trainer only: flags, the loop, logging. The model is
 // src/gpt.c, the ops attention.c/layers.c (+ .cu), the optimizers src/optim.c,
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "src/attn_flags.h"
 #include "src/ckpt.h"
 #include "src/common.h"
 #include "src/csv.h"
@@ -25,7 +26,7 @@
 #include "src/tokens.h"
 
 static const char *SUMMARY =
-    "Trains a GPT (GPT-2 shapes, nanoGPT semantics) with standard attention or AttentionX.\n"
+    "Trains a GPT (GPT-2 shapes, nanoGPT semantics) with standard attention or a variant (AttentionX, XSA).\n"
     "With no --data it trains on the built-in multi-query associative recall task (mqar).";
 
 static const char *CSV_HEADER =
@@ -34,7 +35,7 @@ static const char *CSV_HEADER =
 typedef struct {
     // model
     int layers, heads, embd, seq, bias, vocab;
-    char *attn;
+    char *attn, *gamma_learn;
     float gamma;
     // data
     char *data, *val_data, *sample;
@@ -61,8 +62,7 @@ static Flag FLAGS[] = {
     INT_FLAG("seq", &S.seq, "32", 1, 1 << 20, "block size: tokens per sequence (T)"),
     INT_FLAG("bias", &S.bias, "1", 0, 1, "1: biases in Linear and LayerNorm layers; 0: none"),
     INT_FLAG("vocab", &S.vocab, "50257", 1, 1 << 24, "vocabulary of token data (mqar sets its own)"),
-    STR_FLAG("attn", &S.attn, "std", "std|x", "attention: std, or x for AttentionX (O = PV - gamma V)"),
-    FLOAT_FLAG("gamma", &S.gamma, "1", -1e6, 1e6, "AttentionX's gamma (with --attn=x)"),
+    ATTN_FLAGS(&S.attn, &S.gamma, &S.gamma_learn),
     STR_FLAG("data", &S.data, "mqar", NULL, "training data: mqar, or token files (a file or glob)"),
     STR_FLAG("val-data", &S.val_data, "", NULL, "validation token files; empty: --data with train->val"),
     STR_FLAG("sample", &S.sample, "random", "random|sequential", "how token windows are drawn"),
@@ -94,7 +94,7 @@ static Flag FLAGS[] = {
     STR_FLAG("vocab-dir", &S.vocab_dir, "", NULL, "GPT-2 vocabulary (encoder.json, vocab.bpe) for samples"),
     STR_FLAG("tokenizer", &S.tokenizer, "", NULL, "llm.c tokenizer .bin (decoding only) for samples"),
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 30, "checkpoint every N steps (0: never)"),
-    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>-s<seed>"),
+    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>[-learn-<how>]-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
              "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
@@ -113,7 +113,7 @@ static Flag FLAGS[] = {
 enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
 // the settings that define the model (or its vocabulary): --resume refuses a change
 static const char *const MODEL_FLAGS[] = {"layers", "heads", "embd", "seq", "bias", "vocab", "attn", "gamma",
-                                          "mqar-keys", "mqar-layout", NULL};
+                                          "gamma-learn", "mqar-keys", "mqar-layout", NULL};
 
 // what a checkpoint stores beyond the weights and the optimizer moments
 typedef struct {
@@ -189,7 +189,8 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
 // --export: the weights and, in __metadata__, every setting that defines the model
 static void export_weights(GPT *m, const char *path) {
     const GPTConfig *c = &m->cfg;
-    char v[8][32];
+    char v[8][32], kinds[4 * ATTN_MAX_LAYERS + 8];
+    attn_kinds_format(&c->attn, c->layers, kinds, sizeof kinds);
     snprintf(v[0], sizeof v[0], "%d", c->vocab);
     snprintf(v[1], sizeof v[1], "%d", c->padded_vocab);
     snprintf(v[2], sizeof v[2], "%d", c->max_seq);
@@ -197,9 +198,10 @@ static void export_weights(GPT *m, const char *path) {
     snprintf(v[4], sizeof v[4], "%d", c->heads);
     snprintf(v[5], sizeof v[5], "%d", c->embd);
     snprintf(v[6], sizeof v[6], "%d", c->bias);
-    snprintf(v[7], sizeof v[7], "%.9g", c->gamma);
+    snprintf(v[7], sizeof v[7], "%.9g", c->attn.gamma);
     const StMeta meta[] = {
-        {"format", "pt"}, {"model", "gpt"}, {"attn", c->attn_x ? "x" : "std"}, {"gamma", v[7]},
+        {"format", "pt"}, {"model", "gpt"}, {"attn", kinds}, {"gamma", v[7]},
+        {"gamma_learn", gamma_learn_name(c->attn.learn)},
         {"vocab_size", v[0]}, {"padded_vocab_size", v[1]}, {"block_size", v[2]}, {"n_layer", v[3]},
         {"n_head", v[4]}, {"n_embd", v[5]}, {"bias", v[6]},
     };
@@ -227,7 +229,9 @@ static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     CkptInfo info = {.kind = "gpt", .step = step,
                      .shape = {m->cfg.vocab, m->cfg.padded_vocab, m->cfg.max_seq, m->cfg.layers,
                                m->cfg.heads, m->cfg.embd, m->cfg.bias},
-                     .shape_names = {"vocab", "padded vocab", "seq", "layers", "heads", "embd", "bias"}};
+                     .shape_names = {"vocab", "padded vocab", "seq", "layers", "heads", "embd", "bias",
+                                     "attn kinds (hash)", "gamma (bits)", "gamma-learn"}};
+    attn_ckpt_ints(&m->cfg.attn, m->cfg.layers, info.shape + 7);
     return info;
 }
 
@@ -245,8 +249,8 @@ static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt
 // layers.csv: one row per layer of the diagnostic; gamma empty for std
 static void write_layer_rows(Csv *csv, int step, const LayerStat *stats, const GPTConfig *c) {
     for (int l = 0; l < c->layers; l++)
-        csv_row(csv, (double[]){step, l, stats[l].disc, stats[l].cos_yv, c->attn_x ? c->gamma : CSV_EMPTY,
-                                stats[l].out_rms});
+        csv_row(csv, (double[]){step, l, stats[l].disc, stats[l].cos_yv,
+                                isnan(stats[l].gamma) ? CSV_EMPTY : stats[l].gamma, stats[l].out_rms});
 }
 
 // --init-from: the model's shape comes from the file. A flag given on the
@@ -273,14 +277,8 @@ static void shape_from_file(const GPTWeights *w) {
                       w->path, fixed[k].flag, fixed[k].file);
         if (!given) *fixed[k].value = fixed[k].file;
     }
-    // the attention is not a shape: the file's (our own exports) unless --attn/--gamma say otherwise
-    if (w->has_attn) {
-        if (!flags_find(FLAGS, NUM_FLAGS, "attn")->from_cmdline) {
-            free(S.attn);
-            S.attn = xstrdup(f->attn_x ? "x" : "std");
-        }
-        if (!flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline) S.gamma = f->gamma;
-    }
+    // the attention is not a shape: the file's (our own exports) unless the command line says
+    if (w->has_attn) attn_flags_from_file(FLAGS, NUM_FLAGS, &f->attn, f->layers);
 }
 
 // ----------------------------------------------------------------------------
@@ -296,8 +294,8 @@ int main(int argc, char **argv) {
     }
     if (S.embd % S.heads) die_usage("--heads=%d must divide --embd=%d", S.heads, S.embd);
     if (S.min_lr > S.lr) die_usage("--min-lr=%g must not exceed --lr=%g", S.min_lr, S.lr);
-    if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
-        fprintf(stderr, "note: --gamma has no effect with --attn=std\n");
+    AttnConfig attn = attn_from_flags(S.attn, S.gamma, flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline,
+                                      S.gamma_learn, S.layers);
     if (S.sample_every && !*S.vocab_dir && !*S.tokenizer)
         die_usage("--sample-every=%d needs a vocabulary: --vocab-dir=DIR or --tokenizer=FILE", S.sample_every);
     if (S.sample_every && !strcmp(S.data, "mqar"))
@@ -310,7 +308,7 @@ int main(int argc, char **argv) {
 
     // run directory
     char default_dir[256];
-    snprintf(default_dir, sizeof default_dir, "runs/gpt-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    attn_run_name(default_dir, sizeof default_dir, "runs/gpt", &attn, S.layers, S.seed);
     RunPaths run;
     run_paths(&run, S.resume, S.out, default_dir, S.overwrite || S.eval_only);   // eval-only writes nothing
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
@@ -322,8 +320,7 @@ int main(int argc, char **argv) {
     if (S.sample_every)
         text_sampler_open(&sampler, S.vocab_dir, S.tokenizer, vocab, S.sample_tokens, (uint64_t)S.seed);
     GPTConfig cfg = {.vocab = vocab, .padded_vocab = gpt_padded_vocab(vocab), .max_seq = S.seq,
-                     .layers = S.layers, .heads = S.heads, .embd = S.embd, .bias = S.bias,
-                     .attn_x = !strcmp(S.attn, "x"), .gamma = S.gamma};
+                     .layers = S.layers, .heads = S.heads, .embd = S.embd, .bias = S.bias, .attn = attn};
     GPT model;
     gpt_build(&model, &cfg, be, S.batch);
     gpt_init_weights(&model, (uint64_t)S.seed);
@@ -365,12 +362,12 @@ int main(int argc, char **argv) {
     LayerStat *stats = xcalloc((size_t)S.layers, sizeof *stats);
 
     const size_t tokens_per_step = (size_t)S.batch * S.seq * S.grad_accum;
-    printf("train_gpt: %s attention%s on %s | device %s | %d layers, %d heads, %d embd, seq %d, "
+    char attn_text[4 * ATTN_MAX_LAYERS + 64];
+    attn_describe(attn_text, sizeof attn_text, &cfg.attn, S.layers);
+    printf("train_gpt: %s on %s | device %s | %d layers, %d heads, %d embd, seq %d, "
            "vocab %d | %.2fM parameters | %zu tokens/step | run %s\n",
-           cfg.attn_x ? "AttentionX" : "standard", cfg.attn_x ? "" : "", S.data, be->name,
-           S.layers, S.heads, S.embd, S.seq, vocab, gpt_num_params_unpadded(&model) / 1e6,
-           tokens_per_step, out);
-    if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
+           attn_text, S.data, be->name, S.layers, S.heads, S.embd, S.seq, vocab,
+           gpt_num_params_unpadded(&model) / 1e6, tokens_per_step, out);
     if (*S.resume) printf("resumed from %s at step %d\n", ckpt_path, start);
     if (*S.init_from) printf("weights from %s\n", S.init_from);
 

@@ -1,5 +1,5 @@
 // train_vit.c - train the ViT-small of kentaroy47/vision-transformers-cifar10
-// (or its plain ViT) with standard attention or AttentionX, on CIFAR-10/100,
+// (or its plain ViT) with standard attention or a variant, on CIFAR-10/100,
 // MNIST or Fashion-MNIST, on any backend.
 //
 // This file is the trainer only: flags, the epoch loop, logging. The model is
@@ -15,6 +15,7 @@
 
 #include "ops.h"
 #include "src/augment.h"
+#include "src/attn_flags.h"
 #include "src/ckpt.h"
 #include "src/common.h"
 #include "src/csv.h"
@@ -28,14 +29,14 @@
 
 static const char *SUMMARY =
     "Trains a ViT-small (SPT + LSA, kentaroy47/vision-transformers-cifar10) or its plain ViT with\n"
-    "standard attention or AttentionX on CIFAR-10/100, MNIST or Fashion-MNIST.";
+    "standard attention or a variant (AttentionX, XSA) on CIFAR-10/100, MNIST or Fashion-MNIST.";
 
 static const char *CSV_HEADER =
     "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,epoch_s,images_per_s";
 
 typedef struct {
     // model
-    char *model, *attn;
+    char *model, *attn, *gamma_learn;
     int patch, dim, depth, heads, mlp_dim;
     float dropout, emb_dropout, gamma;
     // data
@@ -63,8 +64,7 @@ static Flag FLAGS[] = {
     INT_FLAG("mlp-dim", &S.mlp_dim, "512", 1, 1 << 20, "MLP hidden width"),
     FLOAT_FLAG("dropout", &S.dropout, "0.1", 0, 0.99, "dropout after attention projection, GELU, MLP"),
     FLOAT_FLAG("emb-dropout", &S.emb_dropout, "0.1", 0, 0.99, "dropout after cls + position embedding"),
-    STR_FLAG("attn", &S.attn, "std", "std|x", "attention: std, or x for AttentionX (O = PV - gamma V)"),
-    FLOAT_FLAG("gamma", &S.gamma, "1", -1e6, 1e6, "AttentionX's gamma (with --attn=x)"),
+    ATTN_FLAGS(&S.attn, &S.gamma, &S.gamma_learn),
     STR_FLAG("dataset", &S.dataset, "cifar10", "cifar10|cifar100|fashion-mnist|mnist", "dataset"),
     STR_FLAG("data-dir", &S.data_dir, "", NULL, "where the dataset is; empty: data/<dataset>"),
     STR_FLAG("labels", &S.labels, "fine", "fine|coarse", "CIFAR-100 labels: 100 fine or 20 coarse"),
@@ -94,7 +94,7 @@ static Flag FLAGS[] = {
     INT_FLAG("eval-every", &S.eval_every, "1", 1, 1 << 20, "test every N epochs (and after the last)"),
     INT_FLAG("log-every", &S.log_every, "20", 1, 1 << 30, "console progress line every N steps"),
     INT_FLAG("save-every", &S.save_every, "0", 0, 1 << 20, "checkpoint every N epochs and at the end (0: never)"),
-    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>-s<seed>"),
+    STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>[-learn-<how>]-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
              "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
@@ -114,6 +114,7 @@ static Flag FLAGS[] = {
 enum { NUM_FLAGS = sizeof FLAGS / sizeof FLAGS[0] };
 // the settings that define the model (or its classes and image shape): --resume refuses a change
 static const char *const MODEL_FLAGS[] = {"model", "patch", "dim", "depth", "heads", "mlp-dim", "attn", "gamma",
+                                          "gamma-learn",
                                           "dataset", "labels", NULL};
 
 // what a checkpoint stores beyond the weights and the optimizer moments; the
@@ -242,7 +243,7 @@ static void eval_only(ViT *m, const ImageSet *test, const AugmentConfig *aug) {
 // --init-from: the settings that shape the model are the file's (f). One
 // given on the command line must agree with it, or it is a usage error naming
 // both values; a default or a --config file's value gives way. The attention
-// (--attn, --gamma) is not a shape: the file's unless the command line says
+// (--attn, --gamma, --gamma-learn) is not a shape: the file's unless the command line says
 // otherwise, so weights trained with one attention can start a run of another.
 static void take_model_settings(const char *path, const ViTConfig *f) {
     const struct { const char *flag, *file; } strs[] = {
@@ -272,11 +273,7 @@ static void take_model_settings(const char *path, const ViTConfig *f) {
                 ints[k].file, fl->name, fl->min, fl->max);
         *value = ints[k].file;
     }
-    if (!flags_find(FLAGS, NUM_FLAGS, "attn")->from_cmdline) {
-        free(S.attn);
-        S.attn = xstrdup(f->attn_x ? "x" : "std");
-    }
-    if (!flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline) S.gamma = f->gamma;
+    attn_flags_from_file(FLAGS, NUM_FLAGS, &f->attn, f->depth);
 }
 
 static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
@@ -285,7 +282,9 @@ static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
                      .shape = {c->kind, c->channels, c->height, c->width, c->patch, c->classes,
                                c->dim, c->depth, c->heads, c->mlp_dim},
                      .shape_names = {"model", "channels", "height", "width", "patch", "classes",
-                                     "dim", "depth", "heads", "mlp-dim"}};
+                                     "dim", "depth", "heads", "mlp-dim", "attn kinds (hash)", "gamma (bits)",
+                                     "gamma-learn"}};
+    attn_ckpt_ints(&c->attn, c->depth, info.shape + 10);
     return info;
 }
 
@@ -325,8 +324,8 @@ int main(int argc, char **argv) {
         die_usage("--optim=adam has no weight decay (--wd=%g): use --optim=adamw", S.wd);
     if (!strcmp(S.labels, "coarse") && strcmp(S.dataset, "cifar100"))
         die_usage("--labels=coarse applies to --dataset=cifar100 only");
-    if (!strcmp(S.attn, "std") && flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline && S.gamma != 1.0f)
-        fprintf(stderr, "note: --gamma has no effect with --attn=std\n");
+    AttnConfig attn = attn_from_flags(S.attn, S.gamma, flags_find(FLAGS, NUM_FLAGS, "gamma")->from_cmdline,
+                                      S.gamma_learn, S.depth);
     AugmentConfig aug;
     augment_config_default(&aug, S.dataset);
     parse_randaug(S.randaug, &aug);
@@ -354,7 +353,7 @@ int main(int argc, char **argv) {
 
     // run directory (none for --eval-only of a file's weights)
     char default_dir[256];
-    snprintf(default_dir, sizeof default_dir, "runs/vit-%s-g%g-s%d", S.attn, S.gamma, S.seed);
+    attn_run_name(default_dir, sizeof default_dir, "runs/vit", &attn, S.depth, S.seed);
     RunPaths run = {.dir = ""};
     if (!S.eval_only || *S.resume) run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
@@ -364,8 +363,7 @@ int main(int argc, char **argv) {
                      .patch = S.patch, .classes = train.num_classes, .dim = S.dim,
                      .depth = S.depth, .heads = S.heads, .mlp_dim = S.mlp_dim,
                      .dropout = S.dropout, .emb_dropout = S.emb_dropout,
-                     .label_smoothing = S.label_smoothing, .attn_x = !strcmp(S.attn, "x"),
-                     .gamma = S.gamma};
+                     .label_smoothing = S.label_smoothing, .attn = attn};
     ViT model;
     vit_build(&model, &cfg, be, S.batch);
     if (*init_path) {
@@ -411,14 +409,15 @@ int main(int argc, char **argv) {
     LayerStat *stats = xcalloc((size_t)S.depth, sizeof *stats);
 
     const int steps_per_epoch = (train.count + S.batch - 1) / S.batch;
-    printf("train_vit: %s, %s attention%s on %s (%d train / %d test images, %dx%dx%d, %d classes) | "
+    char attn_text[4 * ATTN_MAX_LAYERS + 64];
+    attn_describe(attn_text, sizeof attn_text, &cfg.attn, S.depth);
+    printf("train_vit: %s, %s%s on %s (%d train / %d test images, %dx%dx%d, %d classes) | "
            "device %s | patch %d, dim %d, depth %d, heads %d, mlp %d | %.2fM parameters | "
            "%d steps/epoch | run %s\n",
-           S.model, cfg.attn_x ? "AttentionX" : "standard", cfg.kind == VIT_SMALL ? " (LSA)" : "",
+           S.model, attn_text, cfg.kind == VIT_SMALL ? " (LSA)" : "",
            S.dataset, train.count, test.count, train.channels, train.height, train.width,
            train.num_classes, be->name, S.patch, S.dim, S.depth, S.heads, S.mlp_dim,
            model.layout.num_params / 1e6, steps_per_epoch, out);
-    if (cfg.attn_x) printf("AttentionX gamma = %g\n", S.gamma);
     printf("augmentation:");
     if (aug.randaug_n) printf(" RandAugment(%d, %d)", aug.randaug_n, aug.randaug_m);
     if (aug.crop_padding) printf(" crop (padding %d)", aug.crop_padding);
@@ -528,7 +527,8 @@ int main(int argc, char **argv) {
             evaluate(&model, &test, &aug, images, indices, labels, &val_loss, &val_acc, stats);
             for (int l = 0; l < S.depth; l++)   // gamma empty for std
                 csv_row(&layers_csv, (double[]){(double)step, l, stats[l].disc, stats[l].cos_yv,
-                                                cfg.attn_x ? cfg.gamma : CSV_EMPTY, stats[l].out_rms});
+                                                isnan(stats[l].gamma) ? CSV_EMPTY : stats[l].gamma,
+                                                stats[l].out_rms});
         }
         csv_row(&csv, (double[]){epoch + 1, (double)step, lr, train_loss, train_acc,
                                  evaluated ? val_loss : CSV_EMPTY, evaluated ? val_acc : CSV_EMPTY,

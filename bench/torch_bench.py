@@ -11,10 +11,10 @@ layout entry, stacked over layers as in src/gpt.h and src/vit.h).
 
     torch_bench.py blas
     torch_bench.py gpt --data FILE --vocab V --layers L --embd C --heads H --seq T --batch B
-                       --attn std|x --gamma G --warmup W --steps N --threads K
+                       --attn std|x|xsa --gamma G --warmup W --steps N --threads K
     torch_bench.py vit --dataset fashion-mnist|cifar10 --data-dir DIR --model vit|vit_small
                        --patch P --dim D --depth L --heads H --mlp-dim M --batch B
-                       --attn std|x --gamma G --warmup W --steps N --threads K
+                       --attn std|x|xsa --gamma G --warmup W --steps N --threads K
 
 `blas` prints the BLAS library this torch has loaded (from /proc/self/maps).
 The training commands time W + N steps - each step is batch, zero_grad,
@@ -130,7 +130,7 @@ def run_gpt(a):
     data = np.memmap(a.data, dtype=np.uint16, mode="r")
     Vp = (a.vocab + 63) // 64 * 64                        # src/gpt.c: padded to a multiple of 64
     c = dict(V=a.vocab, Vp=Vp, T=a.seq, L=a.layers, NH=a.heads, C=a.embd, bias=1,
-             attn_x=int(a.attn == "x"), gamma=a.gamma)
+             kinds=[a.attn] * a.layers, gamma=a.gamma, learn="none")
     p = leaf_params(torch_ref.split_params, c, gpt_num_params(c), a.embd // a.heads)
     params = [t for t in p.values() if t is not None]
     opt = adamw(p, GPT_DECAY, a.lr, (0.9, 0.95), 0.1)    # train_gpt's defaults
@@ -184,7 +184,7 @@ def run_vit(a):
     n, C, H, W = images.shape
     kind = torch_ref_vit.VIT_SMALL if a.model == "vit_small" else torch_ref_vit.VIT_PLAIN
     c = dict(kind=kind, C=C, H=H, W=W, P=a.patch, K=10, D=a.dim, L=a.depth, NH=a.heads, M=a.mlp_dim,
-             attn_x=int(a.attn == "x"), gamma=a.gamma)
+             kinds=[a.attn] * a.depth, gamma=a.gamma, learn="none")
     p = leaf_params(torch_ref_vit.split_params, c, vit_num_params(c), a.dim // a.heads)
     opt = adamw(p, VIT_DECAY, a.lr, (0.9, 0.999), a.wd)
     rng = np.random.default_rng(1)
@@ -213,7 +213,7 @@ def main():
     sub.add_parser("blas")
     for name in ("gpt", "vit"):
         s = sub.add_parser(name)
-        s.add_argument("--attn", choices=("std", "x"), default="std")
+        s.add_argument("--attn", choices=("std", "x", "xsa"), default="std")
         s.add_argument("--gamma", type=float, default=1.0)
         s.add_argument("--heads", type=int, required=True)
         s.add_argument("--batch", type=int, required=True)

@@ -5,7 +5,8 @@
 //               x = x + fcproj(GELU(fc(LN2(x))))
 //   logits = LNf(x) @ wte^T     (the head is tied to the token embedding)
 //
-// Attn is standard attention or AttentionX (cfg.attn_x, cfg.gamma), causal.
+// Attn is the causal attention core, then layer l's variant transform
+// (cfg.attn.kind[l]: none for std, O = Y - gamma V for x, ...; ops.h).
 // The model never touches memory itself: every computation is an op of
 // m->be, so the same code runs on the CPU reference and on CUDA.
 #include "gpt.h"
@@ -33,7 +34,7 @@ static void layout_params(GPT *m) {
     const GPTConfig *c = &m->cfg;
     size_t C = c->embd, L = c->layers;
     int b = c->bias;
-    size_t o[16];
+    size_t o[17];
     o[0] = add_tensor(m, "wte", 1, c->padded_vocab, C, 1);
     o[1] = add_tensor(m, "wpe", 1, c->max_seq, C, 1);
     o[2] = add_tensor(m, "ln1w", L, C, 1, 1);
@@ -50,12 +51,15 @@ static void layout_params(GPT *m) {
     o[13] = add_tensor(m, "fcprojb", L, C, 1, b);
     o[14] = add_tensor(m, "lnfw", 1, C, 1, 1);
     o[15] = add_tensor(m, "lnfb", 1, C, 1, b);
+    // learned gammas: vectors (no weight decay), one optimizer slice per variant layer
+    const int nvar = attn_num_variant_layers(&c->attn, c->layers), G = attn_gammas_per_layer(&c->attn, c->heads);
+    o[16] = add_tensor(m, "attn_gamma", nvar, G, 1, nvar > 0 && G > 0);
     m->params = m->be->alloc(m->layout.num_params * sizeof(real));
     m->grads = m->be->alloc(m->layout.num_params * sizeof(real));
-    real **views[16] = {&m->wte, &m->wpe, &m->ln1w, &m->ln1b, &m->qkvw, &m->qkvb,
+    real **views[17] = {&m->wte, &m->wpe, &m->ln1w, &m->ln1b, &m->qkvw, &m->qkvb,
                         &m->attprojw, &m->attprojb, &m->ln2w, &m->ln2b, &m->fcw, &m->fcb,
-                        &m->fcprojw, &m->fcprojb, &m->lnfw, &m->lnfb};
-    for (int k = 0; k < 16; k++) *views[k] = m->layout.tensors[k].size ? m->params + o[k] : NULL;
+                        &m->fcprojw, &m->fcprojb, &m->lnfw, &m->lnfb, &m->attn_gamma};
+    for (int k = 0; k < 17; k++) *views[k] = m->layout.tensors[k].size ? m->params + o[k] : NULL;
 }
 
 // the same view into the gradient buffer
@@ -73,7 +77,8 @@ static void layout_activations(GPT *m) {
     struct { real **ptr; size_t n; } a[] = {
         {&m->encoded, N * C},           {&m->ln1, L * N * C},         {&m->ln1_mean, L * N},
         {&m->ln1_rstd, L * N},          {&m->qkv, L * N * 3 * C},     {&m->atty, L * N * C},
-        {&m->atto, c->attn_x ? L * N * C : 0},                        {&m->att_saved, L * saved},
+        {&m->atto, attn_num_variant_layers(&c->attn, c->layers) ? L * N * C : 0},
+        {&m->att_saved, L * saved},
         {&m->attproj, L * N * C},       {&m->residual2, L * N * C},   {&m->ln2, L * N * C},
         {&m->ln2_mean, L * N},          {&m->ln2_rstd, L * N},        {&m->fch, L * N * 4 * C},
         {&m->fch_gelu, L * N * 4 * C},  {&m->fcproj, L * N * C},      {&m->residual3, L * N * C},
@@ -88,7 +93,6 @@ static void layout_activations(GPT *m) {
         *a[k].ptr = m->acts + off;
         off += a[k].n;
     }
-    if (!c->attn_x) m->atto = m->atty;   // standard attention: O is Y
     // one layer's activation gradients at a time: dfch_gelu, dfch (4C each),
     // dln2, datto, dqkv (3C), dln1 -- plus the residual stream's gradient
     m->grad_scratch_floats = N * 14 * C;
@@ -116,12 +120,15 @@ void gpt_build(GPT *m, const GPTConfig *cfg, const Backend *be, int max_batch) {
     if (c->padded_vocab < c->vocab) die("padded vocab %d < vocab %d", c->padded_vocab, c->vocab);
     layout_params(m);
     layout_activations(m);
+    m->gamma_fixed = be->alloc(sizeof(real));
+    real g = c->attn.gamma;
+    be->upload(m->gamma_fixed, &g, sizeof g);
 }
 
 void gpt_free(GPT *m) {
     const Backend *be = m->be;
     void *dev[] = {m->params, m->grads, m->acts, m->grad_scratch, m->dresidual,
-                   m->argmax, m->inputs, m->targets};
+                   m->argmax, m->inputs, m->targets, m->gamma_fixed};
     for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++) be->free(dev[k]);
     free(m->inputs_host);
     free(m->targets_host);
@@ -142,9 +149,11 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
         ParamSlice t = m->layout.tensors[k];
         int is_gain = !strcmp(name, "ln1w") || !strcmp(name, "ln2w") || !strcmp(name, "lnfw");
         int is_resid = !strcmp(name, "attprojw") || !strcmp(name, "fcprojw");
+        int is_gamma = !strcmp(name, "attn_gamma");
         for (size_t i = 0; i < t.size; i++) {
             real *p = host + t.offset + i;
             if (is_gain) *p = 1;
+            else if (is_gamma) *p = c->attn.gamma;
             else if (t.decay) *p = (real)(rng_normal(&rng) * (is_resid ? std_resid : std));
             else *p = 0;   // biases
         }
@@ -161,8 +170,18 @@ size_t gpt_num_params_unpadded(const GPT *m) {
 // forward
 
 static AttnArgs attn_args(const GPT *m) {
-    return (AttnArgs){.mask = MASK_CAUSAL, .x = m->cfg.attn_x, .gamma = m->cfg.gamma,
-                      .scale = (float)(1.0 / sqrt((double)(m->cfg.embd / m->cfg.heads)))};
+    return (AttnArgs){.mask = MASK_CAUSAL, .scale = (float)(1.0 / sqrt((double)(m->cfg.embd / m->cfg.heads)))};
+}
+
+// layer l's variant (its O is Y when std); backward adds dgamma into grads
+static VariantArgs variant_args(const GPT *m, int l, int backward) {
+    return attn_variant_args(&m->cfg.attn, l, m->cfg.heads, m->attn_gamma,
+                             backward ? grad_of(m, m->attn_gamma) : NULL, m->gamma_fixed);
+}
+
+// layer l's attention output O: its own buffer, or Y itself for std
+static real *att_out(const GPT *m, int l, size_t offset) {
+    return m->cfg.attn.kind[l] == ATTN_STD ? m->atty + offset : m->atto + offset;
 }
 
 double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) {
@@ -189,14 +208,18 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
     for (int l = 0; l < c->layers; l++) {
         size_t lo = (size_t)l * Nmax;   // this layer's offset in per-row activations
         real *ln1 = m->ln1 + lo * C, *qkv = m->qkv + lo * 3 * C, *atty = m->atty + lo * C;
-        real *atto = m->atto + lo * C, *attproj = m->attproj + lo * C;
+        real *atto = att_out(m, l, lo * C), *attproj = m->attproj + lo * C;
         real *res2 = m->residual2 + lo * C, *ln2 = m->ln2 + lo * C;
         real *fch = m->fch + lo * 4 * C, *fch_gelu = m->fch_gelu + lo * 4 * C;
         real *fcproj = m->fcproj + lo * C, *res3 = m->residual3 + lo * C;
         const size_t lC = (size_t)l * C;
         be->matmul_forward(qkv, ln1, m->qkvw + lC * 3 * C, m->qkvb ? m->qkvb + lC * 3 : NULL,
                            (int)N, C, 3 * C);
-        be->attention_forward(atto, atty, m->att_saved + l * saved, qkv, B, T, C, NH, &aa);
+        be->attention_forward(atty, m->att_saved + l * saved, qkv, B, T, C, NH, &aa);
+        if (c->attn.kind[l] != ATTN_STD) {
+            VariantArgs va = variant_args(m, l, 0);
+            be->variant_forward(atto, atty, qkv, (int)N, C, NH, &va);
+        }
         be->matmul_forward(attproj, atto, m->attprojw + lC * C,
                            m->attprojb ? m->attprojb + lC : NULL, (int)N, C, C);
         be->residual_layernorm_forward(res2, ln2, m->ln2_mean + lo, m->ln2_rstd + lo, x, attproj,
@@ -283,7 +306,7 @@ void gpt_backward(GPT *m, float grad_scale) {
         const size_t lC = (size_t)l * C;
         const real *x = l ? m->residual3 + (lo - Nmax) * C : m->encoded;
         real *ln1 = m->ln1 + lo * C, *qkv = m->qkv + lo * 3 * C, *atty = m->atty + lo * C;
-        real *atto = m->atto + lo * C, *res2 = m->residual2 + lo * C, *ln2 = m->ln2 + lo * C;
+        real *atto = att_out(m, l, lo * C), *res2 = m->residual2 + lo * C, *ln2 = m->ln2 + lo * C;
         real *fch = m->fch + lo * 4 * C, *fch_gelu = m->fch_gelu + lo * 4 * C;
         be->zero(m->grad_scratch, N * 14 * C * sizeof(real));
         // MLP branch: dresidual holds dL/d(res3)
@@ -301,6 +324,10 @@ void gpt_backward(GPT *m, float grad_scale) {
         be->matmul_backward(datto, grad_of(m, m->attprojw + lC * C),
                             m->attprojb ? grad_of(m, m->attprojb + lC) : NULL, m->dresidual, atto,
                             m->attprojw + lC * C, (int)N, C, C);
+        if (c->attn.kind[l] != ATTN_STD) {   // datto: dL/dO in, dL/dY out
+            VariantArgs va = variant_args(m, l, 1);
+            be->variant_backward(datto, dqkv, datto, atty, qkv, (int)N, C, NH, &va);
+        }
         be->attention_backward(dqkv, datto, qkv, atty, m->att_saved + l * saved, B, T, C, NH, &aa);
         be->matmul_backward(dln1, grad_of(m, m->qkvw + lC * 3 * C),
                             m->qkvb ? grad_of(m, m->qkvb + lC * 3) : NULL, dqkv, ln1,
@@ -316,8 +343,14 @@ void gpt_backward(GPT *m, float grad_scale) {
 void gpt_layer_stats(GPT *m, LayerStat *out) {
     const GPTConfig *c = &m->cfg;
     const size_t N = (size_t)m->B * m->T, Nmax = (size_t)m->max_batch * c->max_seq, C = (size_t)c->embd;
+    const size_t ng = attn_num_gammas(&c->attn, c->layers, c->heads);
+    real *gammas = xmalloc((ng + 1) * sizeof(real));
+    if (ng) m->be->download(gammas, m->attn_gamma, ng * sizeof(real));
     for (int l = 0; l < c->layers; l++) {
         const size_t lo = (size_t)l * Nmax;
-        out[l] = layer_stat(m->be, m->qkv + lo * 3 * C, m->atty + lo * C, m->atto + lo * C, N, c->embd, c->heads);
+        out[l] = layer_stat(m->be, m->qkv + lo * 3 * C, m->atty + lo * C, att_out(m, l, lo * C), N, c->embd,
+                            c->heads);
+        out[l].gamma = attn_layer_gamma(&c->attn, l, c->heads, gammas);
     }
+    free(gammas);
 }

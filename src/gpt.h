@@ -3,12 +3,16 @@
 // Parameters live in one flat buffer in llm.c's order: wte (Vp x C), wpe
 // (T x C), then per-layer tensors stacked over layers - ln1w, ln1b, qkvw
 // (3C x C), qkvb, attprojw (C x C), attprojb, ln2w, ln2b, fcw (4C x C), fcb,
-// fcprojw (C x 4C), fcprojb - then lnfw, lnfb. With bias == 0 the bias
-// tensors (ln*b, *b) are absent. The LM head is tied to wte.
+// fcprojw (C x 4C), fcprojb - then lnfw, lnfb, then attn_gamma (the learned
+// coefficients of the attention variants, cfg.attn.learn: one per variant
+// layer, or one per head of each). With bias == 0 the bias tensors (ln*b, *b)
+// are absent, and so is attn_gamma with a fixed gamma. The LM head is tied to
+// wte.
 #ifndef GPT_H
 #define GPT_H
 
 #include "../ops.h"
+#include "attn_config.h"
 #include "layer_stats.h"
 #include "params.h"
 
@@ -18,8 +22,7 @@ typedef struct {
     int max_seq;       // block size T
     int layers, heads, embd;
     int bias;          // 1: Linear and LayerNorm biases
-    int attn_x;        // 0: standard attention, 1: AttentionX
-    float gamma;
+    AttnConfig attn;   // each layer's attention variant and its gamma
 } GPTConfig;
 
 typedef struct {
@@ -33,6 +36,8 @@ typedef struct {
     // views into params (and the same offsets into grads), NULL where absent
     real *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
     real *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+    real *attn_gamma;    // (variant layers, 1 or heads): learned gamma, or NULL
+    real *gamma_fixed;   // (1) device: cfg.attn.gamma, for a fixed gamma
 
     // activations for batches up to max_batch x max_seq (device)
     int max_batch;
@@ -103,7 +108,7 @@ typedef struct {
     int format;          // GPT_WEIGHTS_*
     GPTConfig cfg;       // as above; padded_vocab is ours for cfg.vocab
     int file_rows;       // embedding rows in the file (the vocabulary, padded or not)
-    int has_attn;        // cfg.attn_x and cfg.gamma came from the file
+    int has_attn;        // cfg.attn came from the file
     int llmc_version;    // 3 or 5
     struct StFile *st;   // the open safetensors header
 } GPTWeights;

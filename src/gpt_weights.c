@@ -1,6 +1,7 @@
 // gpt_weights.c - the GPT's weights out as safetensors under nanoGPT's names,
 // and in from such a file or an llm.c GPT-2 checkpoint (gpt.h). Apart from
 // gpt.c, whose reference build also runs in double.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,26 @@ static int named_tensors(const GPT *m, real *host, StTensor *t) {
     }
     t[n++] = (StTensor){"transformer.ln_f.weight", 1, {C}, HOST(m->lnfw)};
     if (m->lnfb) t[n++] = (StTensor){"transformer.ln_f.bias", 1, {C}, HOST(m->lnfb)};
+    // learned gammas: transformer.h.{l}.attn.gamma, (1) or (heads), for each variant layer
+    const int G = attn_gammas_per_layer(&c->attn, c->heads);
+    for (int l = 0, k = 0; m->attn_gamma && l < c->layers; l++) {
+        if (c->attn.kind[l] == ATTN_STD) continue;
+        StTensor *x = &t[n++];
+        snprintf(x->name, sizeof x->name, "transformer.h.%d.attn.gamma", l);
+        x->ndim = 1;
+        x->shape[0] = G;
+        x->data = HOST(m->attn_gamma) + (size_t)(k++) * G;
+    }
     #undef HOST
     return n;
 }
 
-static int max_named_tensors(const GPT *m) { return m->cfg.layers * NUM_PER_LAYER + 4; }
+static int max_named_tensors(const GPT *m) { return m->cfg.layers * (NUM_PER_LAYER + 1) + 4; }
+
+static int is_gamma_name(const char *name) {
+    const size_t len = strlen(name);
+    return len > 11 && !strcmp(name + len - 11, ".attn.gamma");
+}
 
 void gpt_export_safetensors(GPT *m, const char *path, const StMeta *meta, int nmeta) {
     real *host = xmalloc(m->layout.num_params * sizeof(real));
@@ -139,11 +155,21 @@ static void open_safetensors(GPTWeights *w) {
     // what only __metadata__ says (our --export writes it); 0: not said
     if (!parse_int(safetensors_meta(st, "n_head"), &c->heads)) c->heads = 0;
     if (!parse_int(safetensors_meta(st, "vocab_size"), &c->vocab) || c->vocab > w->file_rows) c->vocab = 0;
+    // the attention our --export records (kinds per layer, gamma, how it is learned)
     const char *attn = safetensors_meta(st, "attn"), *gamma = safetensors_meta(st, "gamma");
-    if (attn && gamma && (!strcmp(attn, "std") || !strcmp(attn, "x"))) {
+    const char *learn = safetensors_meta(st, "gamma_learn");
+    // (a nanoGPT state_dict has none of them: the attention then comes from the flags)
+    if (attn && gamma) {
+        char err[160], *end;
+        if (attn_kinds_parse(&c->attn, attn, c->layers, err, sizeof err) != 0)
+            die("%s=%s: __metadata__ attn=\"%s\": %s", w->flag, w->path, attn, err);
+        c->attn.gamma = strtof(gamma, &end);
+        if (end == gamma || *end || !isfinite(c->attn.gamma))
+            die("%s=%s: __metadata__ gamma=\"%s\" is not a finite number", w->flag, w->path, gamma);
+        c->attn.learn = learn ? gamma_learn_parse(learn) : GAMMA_FIXED;   // older exports: fixed
+        if (c->attn.learn < 0)
+            die("%s=%s: __metadata__ gamma_learn=\"%s\": expected none, layer or head", w->flag, w->path, learn);
         w->has_attn = 1;
-        c->attn_x = !strcmp(attn, "x");
-        c->gamma = strtof(gamma, NULL);
     }
 }
 
@@ -185,8 +211,9 @@ static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
     memcpy(host + (m->wte - m->params), tmp, V * C * sizeof(float));
     READ(tmp, T_file * C);
     memcpy(host + (m->wpe - m->params), tmp, (size_t)c->max_seq * C * sizeof(float));
-    // everything after wpe is contiguous in both
-    const size_t rest = m->layout.num_params - (size_t)(m->ln1w - m->params);
+    // everything after wpe is contiguous in both, up to our learned gammas (none in llm.c)
+    const size_t rest = (m->attn_gamma ? (size_t)(m->attn_gamma - m->params) : m->layout.num_params) -
+                        (size_t)(m->ln1w - m->params);
     float *after = host + (m->ln1w - m->params);
     for (size_t done = 0; done < rest;) {   // in pieces, through the bf16 buffer
         const size_t n = rest - done < chunk ? rest - done : chunk;
@@ -197,6 +224,15 @@ static void load_llmc(const GPTWeights *w, GPT *m, real *host) {
     fclose(f);
     free(tmp);
     free(raw);
+    for (size_t i = 0; i < attn_num_gammas(&c->attn, c->layers, c->heads); i++)
+        host[(m->attn_gamma - m->params) + i] = c->attn.gamma;
+}
+
+// the index of the file's first learned-gamma tensor, or -1
+static int first_gamma(const StFile *st) {
+    for (int i = 0; i < st->n; i++)
+        if (is_gamma_name(st->t[i].name)) return i;
+    return -1;
 }
 
 static void load_safetensors(const GPTWeights *w, GPT *m, real *host) {
@@ -210,6 +246,12 @@ static void load_safetensors(const GPTWeights *w, GPT *m, real *host) {
         int64_t rows = t[k].shape[0];
         if (k == 0) rows = w->file_rows;
         if (k == 1) rows = w->cfg.max_seq;
+        const int file_learns = w->has_attn && w->cfg.attn.learn != GAMMA_FIXED;
+        if (is_gamma_name(t[k].name) && !file_learns && !safetensors_find(w->st, t[k].name)) {
+            // a file without learned gammas (another attention, GPT-2): they start at --gamma
+            for (int64_t i = 0; i < t[k].shape[0]; i++) ((float *)t[k].data)[i] = c->attn.gamma;
+            continue;
+        }
         if (rows == t[k].shape[0]) {
             safetensors_read(w->st, t[k].name, t[k].ndim, t[k].shape, (float *)t[k].data);
             continue;
@@ -226,8 +268,13 @@ static void load_safetensors(const GPTWeights *w, GPT *m, real *host) {
     for (int i = 0; i < w->st->n; i++) {
         const char *name = w->st->t[i].name;
         const size_t len = strlen(name);
-        int known = !strcmp(name, "lm_head.weight") || (len > 10 && !strcmp(name + len - 10, ".attn.bias"));
+        // learned gammas the model does not learn are left out, as the file's attention may be
+        int known = !strcmp(name, "lm_head.weight") || (len > 10 && !strcmp(name + len - 10, ".attn.bias")) ||
+                    is_gamma_name(name);
         for (int k = 0; k < n && !known; k++) known = !strcmp(name, t[k].name);
+        if (is_gamma_name(name) && !m->attn_gamma && i == first_gamma(w->st))
+            fprintf(stderr, "note: %s=%s: its learned gammas are not used (gamma is fixed: --gamma=%g)\n",
+                    w->flag, w->path, c->attn.gamma);
         if (!known)
             die("%s=%s: tensor %s has no place in the model (bias %d, %d layers)", w->flag, w->path, name,
                 c->bias, c->layers);

@@ -32,6 +32,6 @@ LayerStat layer_stat(const Backend *be, const real *qkv, const real *y, const re
     free(hq), free(hy), free(ho);
     const double n = (double)rows * C;
     LayerStat s = {.disc = vv > 0 ? sqrt(dd / vv) : NAN, .cos_yv = rows ? cos_sum / ((double)rows * NH) : NAN,
-                   .out_rms = n > 0 ? sqrt(oo / n) : NAN};
+                   .out_rms = n > 0 ? sqrt(oo / n) : NAN, .gamma = NAN};
     return s;
 }

@@ -16,6 +16,7 @@
 
 typedef struct {
     double disc, cos_yv, out_rms;
+    double gamma;   // the layer's coefficient (attn_layer_gamma; NAN for std), set by the model
 } LayerStat;
 
 #define LAYERS_CSV_HEADER "step,layer,disc,cos_yv,gamma,out_rms"

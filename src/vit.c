@@ -10,7 +10,7 @@
 //
 // Attn: ViT-small's LSA (scale exp(t) with a learned t per layer, the diagonal
 // masked) or the plain ViT's (scale 1/sqrt(head size), no mask); either one
-// standard or AttentionX (cfg.attn_x, cfg.gamma). qkv has no bias. The model
+// the core then layer l's variant transform (cfg.attn.kind[l]). qkv has no bias. The model
 // never touches memory itself: every computation is an op of m->be.
 #include "vit.h"
 
@@ -26,7 +26,7 @@
 // parameter layout
 
 // how vit_init_weights fills a tensor (ViT.tensor_init)
-enum { INIT_ONE, INIT_ZERO, INIT_NORMAL, INIT_UNIFORM, INIT_LOG_TEMP };
+enum { INIT_ONE, INIT_ZERO, INIT_NORMAL, INIT_UNIFORM, INIT_LOG_TEMP, INIT_GAMMA };
 
 typedef struct {
     int kind;
@@ -79,6 +79,9 @@ static void layout_params(ViT *m) {
     ADD(head_lnb, "head_lnb", 1, D, 1, 1, zero);
     ADD(head_w, "head_w", 1, K, D, 1, lin_d);
     ADD(head_b, "head_b", 1, K, 1, 1, lin_d);
+    // learned gammas: vectors (no weight decay), one optimizer slice per variant layer
+    const int nvar = attn_num_variant_layers(&c->attn, L), G = attn_gammas_per_layer(&c->attn, c->heads);
+    ADD(attn_gamma, "attn_gamma", nvar, G, 1, nvar > 0 && G > 0, (Init){INIT_GAMMA, 0});
 #undef ADD
     m->params = m->be->alloc(m->layout.num_params * sizeof(real));
     m->grads = m->be->alloc(m->layout.num_params * sizeof(real));
@@ -141,7 +144,7 @@ static void layout_activations(ViT *m) {
         {&m->emb_mask, emb_dropout_on(m) ? N * D : 0},
         {&m->ln1, L * N * D},               {&m->ln1_mean, L * N},      {&m->ln1_rstd, L * N},
         {&m->qkv, L * N * 3 * D},           {&m->atty, L * N * D},
-        {&m->atto, c->attn_x ? L * N * D : 0},                          {&m->att_saved, L * saved},
+        {&m->atto, attn_num_variant_layers(&c->attn, L) ? L * N * D : 0}, {&m->att_saved, L * saved},
         {&m->attproj, m->project_out ? L * N * D : 0},
         {&m->attproj_mask, m->project_out && drop ? L * N * D : 0},
         {&m->residual2, L * N * D},         {&m->ln2, L * N * D},
@@ -161,7 +164,6 @@ static void layout_activations(ViT *m) {
         *a[k].ptr = a[k].n ? m->acts + off : NULL;
         off += a[k].n;
     }
-    if (!c->attn_x) m->atto = m->atty;   // standard attention: O is Y
     // the largest of: one layer's scratch; the head's dhead_ln and dcls_out;
     // the embedding's dencoded, dpatch_emb and dpatch_ln
     size_t layer = N * layer_scratch_per_row(m), head = 2 * Bm * D;
@@ -197,6 +199,7 @@ static LayerActs layer_acts(const ViT *m, int l) {
         ROWS(fch_mask, M),   ROWS(fcproj, D),      ROWS(fcproj_mask, D),  ROWS(residual3, D),
     };
 #undef ROWS
+    if (m->cfg.attn.kind[l] == ATTN_STD) a.atto = a.atty;   // no transform: O is Y
     return a;
 }
 
@@ -227,12 +230,15 @@ void vit_build(ViT *m, const ViTConfig *cfg, const Backend *be, int max_batch) {
     m->project_out = !(c->kind == VIT_PLAIN && c->heads == 1);
     layout_params(m);
     layout_activations(m);
+    m->gamma_fixed = be->alloc(sizeof(real));
+    real g = c->attn.gamma;
+    be->upload(m->gamma_fixed, &g, sizeof g);
 }
 
 void vit_free(ViT *m) {
     const Backend *be = m->be;
     void *dev[] = {m->params, m->grads, m->acts, m->grad_scratch, m->dresidual, m->argmax,
-                   m->labels};
+                   m->labels, m->gamma_fixed};
     for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++) be->free(dev[k]);
     free(m->labels_host);
     free(m->argmax_host);
@@ -258,6 +264,7 @@ void vit_init_weights(ViT *m, uint64_t seed) {
             case INIT_NORMAL: *p = (real)rng_normal(&rng); break;
             case INIT_UNIFORM: *p = (real)((2 * rng_uniform(&rng) - 1) * bound); break;
             case INIT_LOG_TEMP: *p = (real)log(1.0 / sqrt(head_size)); break;
+            case INIT_GAMMA: *p = m->cfg.attn.gamma; break;
             }
         }
     }
@@ -271,7 +278,7 @@ void vit_init_weights(ViT *m, uint64_t seed) {
 // the attention of layer l: LSA (learned temperature, diagonal masked) or plain
 static AttnArgs attn_args(const ViT *m, int l) {
     const ViTConfig *c = &m->cfg;
-    AttnArgs a = {.mask = MASK_NONE, .x = c->attn_x, .gamma = c->gamma,
+    AttnArgs a = {.mask = MASK_NONE,
                   .scale = (float)(1.0 / sqrt((double)c->dim / c->heads))};
     if (c->kind == VIT_SMALL) {
         a.mask = MASK_DIAG;
@@ -279,6 +286,12 @@ static AttnArgs attn_args(const ViT *m, int l) {
         a.dlog_temp = grad_at(m, m->log_temp, (size_t)l);
     }
     return a;
+}
+
+// layer l's variant (not std); backward adds dgamma into grads
+static VariantArgs variant_args(const ViT *m, int l, int backward) {
+    return attn_variant_args(&m->cfg.attn, l, m->cfg.heads, m->attn_gamma,
+                             backward ? grad_at(m, m->attn_gamma, 0) : NULL, m->gamma_fixed);
 }
 
 // dropout site k's seed: 0 is the embedding, 1 + 3l + {0, 1, 2} layer l's three
@@ -327,7 +340,11 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
         LayerParams w = layer_params(m, l, 0);
         AttnArgs aa = attn_args(m, l);
         be->matmul_forward(a.qkv, a.ln1, w.qkvw, NULL, (int)N, D, 3 * D);
-        be->attention_forward(a.atto, a.atty, a.att_saved, a.qkv, B, T, D, c->heads, &aa);
+        be->attention_forward(a.atty, a.att_saved, a.qkv, B, T, D, c->heads, &aa);
+        if (c->attn.kind[l] != ATTN_STD) {
+            VariantArgs va = variant_args(m, l, 0);
+            be->variant_forward(a.atto, a.atty, a.qkv, (int)N, D, c->heads, &va);
+        }
         const real *branch = a.atto;
         if (m->project_out) {
             be->matmul_forward(a.attproj, a.atto, w.attprojw, w.attprojb, (int)N, D, D);
@@ -448,6 +465,11 @@ void vit_backward(ViT *m, float grad_scale) {
                                 (int)N, D, D);
             d_atto = datto;
         }
+        if (c->attn.kind[l] != ATTN_STD) {   // dL/dO in, dL/dY out (in datto)
+            VariantArgs va = variant_args(m, l, 1);
+            be->variant_backward(datto, dqkv, d_atto, a.atty, a.qkv, (int)N, D, c->heads, &va);
+            d_atto = datto;
+        }
         be->attention_backward(dqkv, d_atto, a.qkv, a.atty, a.att_saved, B, T, D, c->heads, &aa);
         be->matmul_backward(dln1, g.qkvw, NULL, dqkv, a.ln1, w.qkvw, (int)N, D, 3 * D);
         be->layernorm_backward(m->dresidual, g.ln1w, g.ln1b, dln1, x, w.ln1w, a.ln1_mean,
@@ -476,8 +498,13 @@ void vit_backward(ViT *m, float grad_scale) {
 }
 
 void vit_layer_stats(ViT *m, LayerStat *out) {
+    const size_t ng = attn_num_gammas(&m->cfg.attn, m->cfg.depth, m->cfg.heads);
+    real *gammas = xmalloc((ng + 1) * sizeof(real));
+    if (ng) m->be->download(gammas, m->attn_gamma, ng * sizeof(real));
     for (int l = 0; l < m->cfg.depth; l++) {
         const LayerActs a = layer_acts(m, l);
         out[l] = layer_stat(m->be, a.qkv, a.atty, a.atto, (size_t)m->B * m->seq, m->cfg.dim, m->cfg.heads);
+        out[l].gamma = attn_layer_gamma(&m->cfg.attn, l, m->cfg.heads, gammas);
     }
+    free(gammas);
 }

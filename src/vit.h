@@ -8,7 +8,9 @@
 // ln1b, qkvw (3D x D; no bias), log_temp (1; LSA only), attprojw (D x D),
 // attprojb (absent for the plain ViT with one head, whose output projection is
 // the identity), ln2w, ln2b, fcw (M x D), fcb, fcprojw (D x M), fcprojb - then
-// head_lnw, head_lnb (D), head_w (K x D), head_b (K).
+// head_lnw, head_lnb (D), head_w (K x D), head_b (K), then attn_gamma (the
+// learned coefficients of the attention variants, cfg.attn.learn: one per
+// variant layer, or one per head of each; absent with a fixed gamma).
 // PD = P*P*C*5 with SPT (P*P*C without), T = Np + 1 tokens, K classes.
 // vit_weights.c maps them to the reference's state_dict names (--export,
 // --init-from).
@@ -16,6 +18,7 @@
 #define VIT_H
 
 #include "../ops.h"
+#include "attn_config.h"
 #include "layer_stats.h"
 #include "params.h"
 #include "safetensors.h"
@@ -35,8 +38,7 @@ typedef struct {
     float dropout;                   // after the attention projection, GELU and the MLP output
     float emb_dropout;               // after cls + position embedding
     float label_smoothing;           // of the training loss (evaluation uses plain cross-entropy)
-    int attn_x;                      // 0: standard attention, 1: AttentionX
-    float gamma;
+    AttnConfig attn;                 // each layer's attention variant and its gamma
 } ViTConfig;
 
 typedef struct {
@@ -55,6 +57,8 @@ typedef struct {
     real *ln1w, *ln1b, *qkvw, *log_temp, *attprojw, *attprojb;
     real *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
     real *head_lnw, *head_lnb, *head_w, *head_b;
+    real *attn_gamma;    // (variant layers, 1 or heads): learned gamma, or NULL
+    real *gamma_fixed;   // (1) device: cfg.attn.gamma, for a fixed gamma
 
     // activations for batches up to max_batch images (device); per-layer
     // arrays hold depth x max_batch x T rows
@@ -109,11 +113,11 @@ void vit_zero_grad(ViT *m);
 // --- weights out and in (vit_weights.c) ---------------------------------------
 // Writes the weights to `path` (safetensors, F32, atomically) under the state_dict
 // names of the reference repository (the table in vit_weights.c), and in
-// __metadata__ the settings that define the model - format, model, attn, gamma,
+// __metadata__ the settings that define the model - format, model, attn, gamma, gamma_learn,
 // channels, image_height, image_width, patch_size, num_classes, dim, depth,
 // heads, dim_head, mlp_dim - followed by the caller's `meta` entries.
 void vit_export_safetensors(ViT *m, const char *path, const StMeta *meta, int nmeta);
-// The model-defining fields of cfg (kind, attn_x, gamma, channels, height,
+// The model-defining fields of cfg (kind, attn, channels, height,
 // width, patch, classes, dim, depth, heads, mlp_dim) from the __metadata__ of a
 // file vit_export_safetensors wrote; the others are left as they are. A key
 // missing, malformed or inconsistent is a one-line die() naming the file.

@@ -18,6 +18,7 @@
 //   ln2w, ln2b          1.norm.weight, 1.norm.bias                         (D)
 //   fcw, fcb            1.fn.net.0.weight, .bias                           (M, D), (M)
 //   fcprojw, fcprojb    1.fn.net.3.weight, .bias                           (D, M), (D)
+//   attn_gamma          0.fn.gamma (a learned gamma; not in the reference)  (1) or (heads)
 //   head_lnw, head_lnb  mlp_head.0.weight, .bias                           (D)
 //   head_w, head_b      mlp_head.1.weight, .bias                           (K, D), (K)
 // to_out is absent where the plain ViT has one head (the reference's
@@ -59,7 +60,7 @@ typedef struct {
     size_t stride;
 } Spec;
 
-enum { PER_LAYER = 12, OUTSIDE = 12 };   // room for the entries of a layer, and outside the layers
+enum { PER_LAYER = 13, OUTSIDE = 12 };   // room for the entries of a layer, and outside the layers
 
 static void put(WeightEntry *w, int *n, const ViT *m, const Spec *s, const char *prefix, size_t skip) {
     if (!s->view) return;
@@ -118,9 +119,19 @@ static int weight_table(const ViT *m, WeightEntry *w) {
         snprintf(prefix, sizeof prefix, "transformer.layers.%d.", l);
         for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++)
             put(w, &n, m, &layer[k], prefix, (size_t)l * layer[k].stride);
+        if (m->attn_gamma && c->attn.kind[l] != ATTN_STD) {   // the variant layers' learned gammas, in order
+            const int G = attn_gammas_per_layer(&c->attn, c->heads);
+            const Spec g = {m->attn_gamma, "0.fn.gamma", 1, {G}, 0};
+            put(w, &n, m, &g, prefix, (size_t)attn_num_variant_layers(&c->attn, l) * G);
+        }
     }
     for (size_t k = 0; k < sizeof head / sizeof head[0]; k++) put(w, &n, m, &head[k], "", 0);
     return n;
+}
+
+static int is_gamma_name(const char *name) {
+    const size_t len = strlen(name);
+    return len > 11 && !strcmp(name + len - 11, ".0.fn.gamma");
 }
 
 // the table, checked to cover every parameter (and so each exactly once: the
@@ -167,19 +178,23 @@ void vit_export_safetensors(ViT *m, const char *path, const StMeta *meta, int nm
         {"mlp_dim", c->mlp_dim},
     };
     char text[NUM_INTS + 1][32];
-    StMeta *all = xcalloc((size_t)(4 + NUM_INTS + nmeta), sizeof *all);
+    char *kinds = xmalloc(4 * (size_t)c->depth + 8);
+    attn_kinds_format(&c->attn, c->depth, kinds, 4 * (size_t)c->depth + 8);
+    StMeta *all = xcalloc((size_t)(5 + NUM_INTS + nmeta), sizeof *all);
     int k = 0;
-    snprintf(text[NUM_INTS], sizeof text[NUM_INTS], "%.9g", c->gamma);   // %.9g: the float exactly
+    snprintf(text[NUM_INTS], sizeof text[NUM_INTS], "%.9g", c->attn.gamma);   // %.9g: the float exactly
     all[k++] = (StMeta){"format", "pt"};
     all[k++] = (StMeta){"model", c->kind == VIT_SMALL ? "vit_small" : "vit"};
-    all[k++] = (StMeta){"attn", c->attn_x ? "x" : "std"};
+    all[k++] = (StMeta){"attn", kinds};
     all[k++] = (StMeta){"gamma", text[NUM_INTS]};
+    all[k++] = (StMeta){"gamma_learn", gamma_learn_name(c->attn.learn)};
     for (int i = 0; i < NUM_INTS; i++) {
         snprintf(text[i], sizeof text[i], "%d", ints[i].value);
         all[k++] = (StMeta){ints[i].key, text[i]};
     }
     for (int i = 0; i < nmeta; i++) all[k++] = meta[i];
     safetensors_write(path, t, n, all, k);
+    free(kinds);
     free(all);
     free(t);
     free(w);
@@ -213,8 +228,6 @@ void vit_config_from_safetensors(const StFile *st, ViTConfig *cfg) {
     const char *model = meta_text(st, "model"), *attn = meta_text(st, "attn");
     if (strcmp(model, "vit_small") && strcmp(model, "vit"))
         die("%s=%s: __metadata__ model=\"%s\": expected vit_small or vit", st->flag, st->path, model);
-    if (strcmp(attn, "std") && strcmp(attn, "x"))
-        die("%s=%s: __metadata__ attn=\"%s\": expected std or x", st->flag, st->path, attn);
     const char *g = meta_text(st, "gamma");
     char *end;
     errno = 0;
@@ -222,8 +235,7 @@ void vit_config_from_safetensors(const StFile *st, ViTConfig *cfg) {
     if (end == g || *end || errno || !isfinite(gamma))
         die("%s=%s: __metadata__ gamma=\"%s\" is not a finite number", st->flag, st->path, g);
     cfg->kind = strcmp(model, "vit") ? VIT_SMALL : VIT_PLAIN;
-    cfg->attn_x = !strcmp(attn, "x");
-    cfg->gamma = gamma;
+    cfg->attn.gamma = gamma;
     cfg->channels = meta_int(st, "channels");
     cfg->height = meta_int(st, "image_height");
     cfg->width = meta_int(st, "image_width");
@@ -233,6 +245,14 @@ void vit_config_from_safetensors(const StFile *st, ViTConfig *cfg) {
     cfg->depth = meta_int(st, "depth");
     cfg->heads = meta_int(st, "heads");
     cfg->mlp_dim = meta_int(st, "mlp_dim");
+    char err[160];
+    if (attn_kinds_parse(&cfg->attn, attn, cfg->depth, err, sizeof err) != 0)
+        die("%s=%s: __metadata__ attn=\"%s\": %s", st->flag, st->path, attn, err);
+    // files from before learned gammas have no gamma_learn: fixed
+    const char *learn = safetensors_meta(st, "gamma_learn");
+    cfg->attn.learn = learn ? gamma_learn_parse(learn) : GAMMA_FIXED;
+    if (cfg->attn.learn < 0)
+        die("%s=%s: __metadata__ gamma_learn=\"%s\": expected none, layer or head", st->flag, st->path, learn);
     // our head size is dim / heads; the reference takes it as an argument
     const int dim_head = meta_int(st, "dim_head");
     if (cfg->dim % cfg->heads || dim_head != cfg->dim / cfg->heads)
@@ -248,8 +268,9 @@ void vit_import_safetensors(ViT *m, const StFile *st) {
     WeightEntry *w = model_weights(m, &n);
     // every tensor of the file must be one of ours: a file of another shape
     // (more layers, an output projection we lack) is not silently cut down
+    // (but learned gammas: the attention may differ from the file's, as in train_gpt)
     for (int i = 0; i < st->n; i++) {
-        int known = 0;
+        int known = is_gamma_name(st->t[i].name);
         for (int k = 0; k < n && !known; k++) known = !strcmp(st->t[i].name, w[k].name);
         if (!known) {
             free(w);
@@ -258,8 +279,23 @@ void vit_import_safetensors(ViT *m, const StFile *st) {
                 m->cfg.depth, m->project_out ? "" : ", one head: no to_out");
         }
     }
+    for (int i = 0; i < st->n && !m->attn_gamma; i++)
+        if (is_gamma_name(st->t[i].name)) {
+            fprintf(stderr, "note: %s=%s: its learned gammas are not used (gamma is fixed: --gamma=%g)\n",
+                    st->flag, st->path, m->cfg.attn.gamma);
+            break;
+        }
     real *host = xmalloc(m->layout.num_params * sizeof(real));
-    for (int k = 0; k < n; k++) safetensors_read(st, w[k].name, w[k].ndim, w[k].shape, host + w[k].offset);
+    // learned gammas a file does not have start at --gamma, unless it says it learned them
+    const char *learn = safetensors_meta(st, "gamma_learn");
+    const int file_learns = learn && strcmp(learn, "none");
+    for (int k = 0; k < n; k++) {
+        if (is_gamma_name(w[k].name) && !file_learns && !safetensors_find(st, w[k].name)) {
+            for (int64_t i = 0; i < w[k].shape[0]; i++) host[w[k].offset + (size_t)i] = m->cfg.attn.gamma;
+            continue;
+        }
+        safetensors_read(st, w[k].name, w[k].ndim, w[k].shape, host + w[k].offset);
+    }
     m->be->upload(m->params, host, m->layout.num_params * sizeof(real));
     free(host);
     free(w);

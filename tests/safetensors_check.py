@@ -13,7 +13,14 @@ compared with train_gpt's.
 
 VAL_BIN is a nanoGPT uint16 token file; EVAL_WINDOWS = eval-batches x batch.
 ATTN and GAMMA say which attention evaluates an llm.c file, which records
-none, and SEQ the block size of the run (windows of SEQ tokens, wpe cropped).
+none (ATTN one kind or a comma list per layer, as --attn; gamma fixed), and
+SEQ the block size of the run (windows of SEQ tokens, wpe cropped).
+
+Our export's __metadata__ says the attention: attn (one kind, std, x or xsa,
+or a comma list of one per layer), gamma, and gamma_learn (none, layer or head;
+missing in files from before learned gammas: none). With a learned gamma each
+non-std layer l has transformer.h.{l}.attn.gamma, shape (1) or (n_head), and
+the model uses those values (tests/torch_ref.py: variant).
 
 With LAYERS_CSV=RUN/layers.csv and LAYERS_BATCH=B in the environment it also
 recomputes the per-layer diagnostic (variants.md: disc, cos_yv, out_rms over
@@ -61,18 +68,39 @@ def read_llmc(data):
     return p, V, T, L, NH, C
 
 
+def kinds_of(text, L):
+    """--attn / __metadata__ attn: one kind for every layer, or one per layer"""
+    try:
+        return torch_ref.parse_kinds(text, L)
+    except ValueError as e:
+        fail(f"__metadata__ {e}: expected one of {torch_ref.KINDS} or a comma list of {L}")
+
+
+def learn_of(meta):
+    try:
+        return torch_ref.learn_of(meta)
+    except ValueError as e:
+        fail(f"__metadata__ {e}")
+
+
+def gammas_per_layer(meta):
+    return {"none": 0, "layer": 1, "head": int(meta["n_head"])}[learn_of(meta)]
+
+
 def main():
     path, val_path, windows, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     data = open(path, "rb").read()
     if data[:4] == struct.pack("<i", 20240326):
         p, V, T, L, NH, C = read_llmc(data)
-        cfg = {"C": C, "NH": NH, "L": L, "attn_x": sys.argv[5] == "x", "gamma": float(sys.argv[6])}
+        cfg = {"C": C, "NH": NH, "L": L, "kinds": kinds_of(sys.argv[5], L), "gamma": float(sys.argv[6]),
+               "learn": "none"}
         T = int(sys.argv[7])
         p["wpe"] = p["wpe"][:T]
         evaluate(p, cfg, V, T, val_path, windows, want, "llm.c checkpoint")
         return
     def shapes(meta):
-        for key in ("n_layer", "n_embd", "n_head", "vocab_size", "padded_vocab_size", "block_size", "bias"):
+        for key in ("n_layer", "n_embd", "n_head", "vocab_size", "padded_vocab_size", "block_size", "bias",
+                    "attn", "gamma"):
             if key not in meta:
                 fail(f"__metadata__ lacks {key}: {meta}")
         L, C = int(meta["n_layer"]), int(meta["n_embd"])
@@ -85,9 +113,12 @@ def main():
         if bias:
             layer.update({"ln_1.bias": [C], "attn.c_attn.bias": [3 * C], "attn.c_proj.bias": [C],
                           "ln_2.bias": [C], "mlp.c_fc.bias": [4 * C], "mlp.c_proj.bias": [C]})
+        kinds, G = kinds_of(meta["attn"], L), gammas_per_layer(meta)
         for l in range(L):
             for k, v in layer.items():
                 want[f"transformer.h.{l}.{k}"] = v
+            if G and kinds[l] != "std":   # the learned gammas of the variant layers
+                want[f"transformer.h.{l}.attn.gamma"] = [G]
         return want
     meta, tensors = safetensors_read.load(path, shapes, fail)
     L, C, NH = int(meta["n_layer"]), int(meta["n_embd"]), int(meta["n_head"])
@@ -102,8 +133,13 @@ def main():
          "fcw": stack("mlp.c_fc.weight"), "fcb": stack("mlp.c_fc.bias"), "fcprojw": stack("mlp.c_proj.weight"),
          "fcprojb": stack("mlp.c_proj.bias"), "lnfw": tensors["transformer.ln_f.weight"],
          "lnfb": tensors.get("transformer.ln_f.bias")}
-    cfg = {"C": C, "NH": NH, "L": L, "attn_x": meta["attn"] == "x", "gamma": float(meta["gamma"])}
-    evaluate(p, cfg, V, T, val_path, windows, want, f"{len(tensors)} tensors")
+    cfg = {"C": C, "NH": NH, "L": L, "kinds": kinds_of(meta["attn"], L), "gamma": float(meta["gamma"]),
+           "learn": learn_of(meta)}
+    # torch_ref's attn_gamma: the variant layers' learned values in layer order
+    learned = [tensors[f"transformer.h.{l}.attn.gamma"] for l in range(L) if f"transformer.h.{l}.attn.gamma" in tensors]
+    p["attn_gamma"] = torch.stack(learned) if learned else None
+    evaluate(p, cfg, V, T, val_path, windows, want,
+             f"{len(tensors)} tensors, attn {meta['attn']}, gamma {meta['gamma']}, gamma_learn {cfg['learn']}")
 
 
 def evaluate(p, cfg, V, T, val_path, windows, want, what):
@@ -129,7 +165,10 @@ def check_layers(p, cfg, idx, path):
     trace = []
     with torch.no_grad():
         torch_ref.forward(p, cfg, idx, trace)
-    print("safetensors_check: " + layers_ref.check(trace, cfg["attn_x"], cfg["gamma"], path, fail))
+    gammas = layers_ref.expected_gammas(cfg["kinds"], cfg["gamma"],
+                                        [torch_ref.layer_gamma(p, cfg, l) for l in range(cfg["L"])]
+                                        if p.get("attn_gamma") is not None else None)
+    print("safetensors_check: " + layers_ref.check(trace, gammas, path, fail))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,16 @@
 //         error is a fraction of M_i, not of the (possibly cancelled) result.
 // - attention backward: mag again, with M_i the same backward pass run on
 //   magnitudes (attention_grad_magnitudes): dS_ij = P_ij (dP_ij - D_i) cancels
-//   exactly at T = 1, and with gamma = 1 so does dV = P^T G - G, so neither
-//   |cpu| nor |cpu - x0| is a scale for the rounding there. dt (the LSA
+//   exactly at T = 1, and so does dV = P^T dY - gamma G (x with gamma = 1), so
+//   neither |cpu| nor |cpu - x0| is a scale for the rounding there. dt (the LSA
 //   temperature) = s sum_id Q_id dQ_id, measured against that sum on magnitudes.
+// - attention variants (variant_forward/backward, variants.md): mag, with M the
+//   variant's formulas on magnitudes (variant_magnitudes): xsa's O = y - gamma c v
+//   cancels to about 1e-6 |v| where y = v (T = 1), and dgamma sums terms of
+//   either sign. Composed with the core, the core's dY magnitudes come from the
+//   variant's, the variant's |y| is the core's Y magnitudes sum_j P_ij |v_j|
+//   (the transform is linear in Y and carries Y's rounding), and dV gets the
+//   variant's direct terms on top of the core's.
 // The tolerance is 1e-5 for every op and tensor; losses over 50 training steps
 // agree to 1e-4 relative.
 #define _POSIX_C_SOURCE 200809L
@@ -28,6 +35,7 @@
 #include <string.h>
 
 #include "../ops.h"
+#include "../src/attn_config.h"
 #include "../src/rng.h"
 #ifdef TEST_FAST_CPU
 #include "../cpu_math.h"
@@ -396,15 +404,173 @@ static void test_elementwise(size_t n) {
 }
 
 // ----------------------------------------------------------------------------
-// attention
+// attention variants: variant_forward / variant_backward on their own
 
-// The magnitude of every term of attention's backward pass (see the header):
-// dP_ij = G_i.V_j and D_i = G_i.Y_i on |.|, S_ij = P_ij (|dP|_ij + |D|_i), then
+// per-head coefficients, distinct (and one negative), for per_head = 1
+static const float head_gammas[4] = {0.75f, -0.5f, 1.25f, 0.3f};
+
+// The magnitude of every term of a variant's forward and backward (see the
+// header): variants.c's formulas on absolute values, row by row (one head of
+// one token), with vv = v.v, n2 = vv + 1e-6, Cm = sum |y v| / n2 (c's
+// magnitude) and Gm = sum |g v| / n2 ((g.v) / n2's):
+//   std  O: |y|                  dY: |g|
+//   x    O: |y| + |gamma| |v|    dY: |g|                       dV: |gamma| |g|
+//        dgamma: sum |g v|
+//   xsa  O: |y| + |gamma| Cm |v|                               dY: |g| + |gamma| Gm |v|
+//        dV: |gamma| (Cm |g| + Gm (|y| + 2 Cm |v|))            dgamma: Cm sum |g v|
+// ym stands for |y|: |y| itself, or Y's own magnitudes where Y comes from the
+// attention core and carries its error (the transform is linear in Y, and
+// these terms are what its Jacobian does to magnitudes). g may be NULL (then
+// only omag). omag and dymag are N x C (either may be NULL); the dV terms are
+// added into the V third of mag3 (N x 3C; may be NULL), dgamma's into dgmag
+// (NH doubles when per_head, else 1; may be NULL).
+static void variant_magnitudes(int kind, const float *gamma, int per_head, const float *ym,
+                               const float *qkv, const float *g, int N, int C, int NH, float *omag,
+                               float *dymag, float *mag3, double *dgmag) {
+    const int hs = C / NH;
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < NH; h++) {
+            const size_t at = (size_t)n * C + (size_t)h * hs, vat = (size_t)n * 3 * C + 2 * (size_t)C + (size_t)h * hs;
+            const float *y = ym + at, *v = qkv + vat, *gr = g ? g + at : NULL;
+            const double ga = fabs((double)gamma[per_head ? h : 0]);
+            double vv = 0, ayv = 0, agv = 0;
+            for (int c = 0; c < hs; c++) {
+                vv += (double)v[c] * v[c];
+                ayv += fabs((double)y[c] * v[c]);
+                if (gr) agv += fabs((double)gr[c] * v[c]);
+            }
+            const double n2 = vv + 1e-6, cm = ayv / n2, gm = agv / n2;
+            for (int c = 0; c < hs; c++) {
+                const double av = fabs((double)v[c]), ay = fabs((double)y[c]);
+                const double ag = gr ? fabs((double)gr[c]) : 0;
+                double o = ay, dy = ag, dv = 0;
+                if (kind == ATTN_X) o += ga * av, dv = ga * ag;
+                if (kind == ATTN_XSA) {
+                    o += ga * cm * av;
+                    dy += ga * gm * av;
+                    dv = ga * (cm * ag + gm * (ay + 2 * cm * av));
+                }
+                if (omag) omag[at + c] = (float)o;
+                if (dymag) dymag[at + c] = (float)dy;
+                if (mag3) mag3[vat + c] += (float)dv;
+            }
+            if (dgmag) dgmag[per_head ? h : 0] += kind == ATTN_X ? agv : kind == ATTN_XSA ? cm * agv : 0;
+        }
+}
+
+// every element of the Q and K thirds of an N x 3C array equal, bit for bit
+static int qk_unchanged(const float *a, const float *b, int N, int C) {
+    for (size_t n = 0; n < (size_t)N; n++)
+        if (memcmp(a + n * 3 * C, b + n * 3 * C, 2 * (size_t)C * sizeof(float))) return 0;
+    return 1;
+}
+
+enum { VG_FIXED, VG_HEAD, VG_ZERO };
+
+// One variant on N rows of NH heads, the backend against the reference:
+// gamma fixed (1 for xsa, 0.5 for x), per head (head_gammas) or 0 (per head
+// when NH > 2, else fixed); backward in place (dy == dout) or into a buffer of
+// garbage, with dgamma NULL and not (the same bits otherwise). Row 0 has V = 0
+// (xsa's c = 0 / 1e-6), row 1 a tiny V (v.v near the 1e-6), row 2 a y nearly
+// along its V (xsa cancels most of it).
+static void test_variant(int N, int C, int NH, int kind, int gmode, int inplace) {
+    const int per_head = gmode == VG_HEAD || (gmode == VG_ZERO && NH > 2);
+    const int nG = per_head ? NH : 1;
+    const size_t NC = (size_t)N * C, N3 = 3 * NC;
+    char tag[160];
+    snprintf(tag, sizeof tag, "variant %s N=%d C=%d NH=%d gamma=%s inplace=%d", attn_kind_name(kind), N,
+             C, NH, gmode == VG_FIXED ? "fixed" : gmode == VG_HEAD ? "per-head" : "0", inplace);
+    float gh[4];
+    for (int k = 0; k < nG; k++)
+        gh[k] = gmode == VG_ZERO ? 0.0f : gmode == VG_HEAD ? head_gammas[k] : kind == ATTN_XSA ? 1.0f : 0.5f;
+    const int identity = kind == ATTN_STD || gmode == VG_ZERO;   // O = Y, dY = G, dV untouched
+
+    float *qkv = hrand(N3, 1, 0), *y = hrand(NC, 1, 0), *g = hrand(NC, 1, 0);
+    for (int n = 0; n < N && n < 3; n++)
+        for (int c = 0; c < C; c++) {
+            float *v = qkv + (size_t)n * 3 * C + 2 * C + c;
+            if (n == 0) *v = 0;
+            if (n == 1) *v *= 1e-3f;
+            if (n == 2) y[(size_t)n * C + c] = 0.7f * *v + 0.01f * (float)rng_normal(&rng);
+        }
+    float *gamma_d = dcopy(gh, nG * 4);
+    VariantArgs vc = {.kind = kind, .gamma = gh, .per_head = per_head};
+    VariantArgs vg = {.kind = kind, .gamma = gamma_d, .per_head = per_head};
+
+    // forward, into a buffer of garbage
+    float *o_c = hnew(NC);
+    Cpu->variant_forward(o_c, y, qkv, N, C, NH, &vc);
+    float *qkv_d = dcopy(qkv, N3 * 4), *y_d = dcopy(y, NC * 4), *o_d = dcopy(g, NC * 4);
+    G->variant_forward(o_d, y_d, qkv_d, N, C, NH, &vg);
+    float *o_g = fetch(o_d, NC), *omag = hnew(NC), *dymag = hnew(NC);
+    double dgmag[4] = {0, 0, 0, 0};
+    float *dqkv0 = hrand(N3, 0.1, 0), *mag3 = habs(dqkv0, N3);
+    variant_magnitudes(kind, gh, per_head, y, qkv, g, N, C, NH, omag, dymag, mag3, dgmag);
+    EXPECT_ERR(err_mag(o_g, o_c, omag, NC), TOL, "%s: out", tag);
+    if (identity) {
+        CHECK(!memcmp(o_c, y, NC * 4), "%s: reference out is not y bit for bit", tag);
+        CHECK(!memcmp(o_g, y, NC * 4), "%s: out is not y bit for bit", tag);
+    }
+
+    // backward on the reference
+    float dg0[4] = {0, 0, 0, 0};
+    for (int k = 0; k < nG; k++) dg0[k] = (float)(0.1 * rng_normal(&rng));
+    float dg_c[4];
+    memcpy(dg_c, dg0, sizeof dg0);
+    float *dqkv_c = hcopy(dqkv0, N3), *dy_c = inplace ? hcopy(g, NC) : hrand(NC, 1, 0);
+    vc.dgamma = dg_c;
+    Cpu->variant_backward(dy_c, dqkv_c, inplace ? dy_c : g, y, qkv, N, C, NH, &vc);
+    if (identity) {
+        CHECK(!memcmp(dy_c, g, NC * 4), "%s: reference dy is not dout bit for bit", tag);
+        CHECK(!memcmp(dqkv_c, dqkv0, N3 * 4), "%s: reference dqkv changed", tag);
+    }
+    // the backend twice: dgamma NULL, then wanted
+    float *dy_g[2], *dqkv_g[2], dg_g[4];
+    float *dg_d = dcopy(dg0, nG * 4);
+    for (int want = 0; want < 2; want++) {
+        float *dqkv_d = dcopy(dqkv0, N3 * 4), *dout_d = dcopy(g, NC * 4);
+        float *dy_d = inplace ? dout_d : dcopy(y, NC * 4);   // garbage, to be overwritten
+        vg.dgamma = want ? dg_d : NULL;
+        G->variant_backward(dy_d, dqkv_d, dout_d, y_d, qkv_d, N, C, NH, &vg);
+        dy_g[want] = fetch(dy_d, NC);
+        dqkv_g[want] = fetch(dqkv_d, N3);
+        G->free(dqkv_d);
+        G->free(dout_d);
+        if (!inplace) G->free(dy_d);
+    }
+    G->download(dg_g, dg_d, nG * 4);
+    EXPECT_ERR(err_mag(dy_g[1], dy_c, dymag, NC), TOL, "%s: dy", tag);
+    EXPECT_ERR(err_mag(dqkv_g[1], dqkv_c, mag3, N3), TOL, "%s: dqkv (the V third)", tag);
+    CHECK(qk_unchanged(dqkv_g[1], dqkv0, N, C), "%s: the Q or K third of dqkv changed", tag);
+    for (int k = 0; k < nG; k++) {
+        const double ref = dgmag[k] + fabs((double)dg0[k]);
+        EXPECT_ERR(fabs((double)dg_g[k] - dg_c[k]) / (ref > TINY ? ref : TINY), TOL, "%s: dgamma[%d] %g vs %g",
+                   tag, k, dg_g[k], dg_c[k]);
+    }
+    CHECK(!memcmp(dy_g[0], dy_g[1], NC * 4) && !memcmp(dqkv_g[0], dqkv_g[1], N3 * 4),
+          "%s: dy or dqkv differ between dgamma NULL and not", tag);
+    if (identity) {
+        CHECK(!memcmp(dy_g[1], g, NC * 4), "%s: dy is not dout bit for bit", tag);
+        CHECK(!memcmp(dqkv_g[1], dqkv0, N3 * 4), "%s: dqkv changed", tag);
+    }
+
+    G->free(gamma_d); G->free(qkv_d); G->free(y_d); G->free(o_d); G->free(dg_d);
+    free(qkv); free(y); free(g); free(o_c); free(o_g); free(omag); free(dymag); free(dqkv0); free(mag3);
+    free(dqkv_c); free(dy_c);
+    for (int k = 0; k < 2; k++) free(dy_g[k]), free(dqkv_g[k]);
+}
+
+// ----------------------------------------------------------------------------
+// attention: the core, and the core composed with each variant
+
+// The magnitude of every term of the attention core's backward pass (see the
+// header), from dY's magnitudes gm (|dY|, or bounds on it): dP_ij = dY_i.V_j
+// and D_i = dY_i.Y_i on |.|, S_ij = P_ij (|dP|_ij + |D|_i), then
 // mag[dQ_id] = s sum_j S_ij |K_jd| + |x0|, mag[dK_jd] = s sum_i S_ij |Q_id| + |x0|,
-// mag[dV_jd] = sum_i P_ij |G_id| + gamma |G_jd| + |x0|; *dt_mag = sum_id |Q_id| mag'[dQ_id]
+// mag[dV_jd] = sum_i P_ij gm_id + |x0|; *dt_mag = sum_id |Q_id| mag'[dQ_id]
 static void attention_grad_magnitudes(float *mag, double *dt_mag, const float *qkv, const float *g,
                                       const float *y, const float *P, const float *x0, int B,
-                                      int T, int C, int NH, float gamma, double s) {
+                                      int T, int C, int NH, double s) {
     const int hs = C / NH;
     double *S = calloc((size_t)T * T, sizeof(double));
     *dt_mag = 0;
@@ -425,7 +591,7 @@ static void attention_grad_magnitudes(float *mag, double *dt_mag, const float *q
             }
             for (int i = 0; i < T; i++)
                 for (int d = 0; d < hs; d++) {
-                    double dq = 0, dk = 0, dv = gamma * fabs((double)g[GY(i) + d]);
+                    double dq = 0, dk = 0, dv = 0;
                     for (int j = 0; j < T; j++) {
                         dq += S[(size_t)i * T + j] * fabs((double)qkv[AT(j, 1) + d]);
                         dk += S[(size_t)j * T + i] * fabs((double)qkv[AT(j, 0) + d]);
@@ -436,20 +602,48 @@ static void attention_grad_magnitudes(float *mag, double *dt_mag, const float *q
                     mag[AT(i, 2) + d] += (float)dv;
                     *dt_mag += s * fabs((double)qkv[AT(i, 0) + d]) * dq;
                 }
-#undef AT
-#undef GY
         }
     free(S);
 }
 
-static void test_attention(int B, int T, int C, int NH, int mask, int x, float gamma, int lsa) {
+// Y's magnitudes ym_i = sum_j P_ij |V_j| (B, T, C): the scale of the core's
+// rounding in Y, which the variant's transform carries into O, dV and dgamma
+static void attention_y_magnitudes(float *ym, const float *qkv, const float *P, int B, int T, int C,
+                                   int NH) {
     const int hs = C / NH;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *Pbh = P + ((size_t)b * NH + h) * T * T;
+            for (int i = 0; i < T; i++)
+                for (int d = 0; d < hs; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < T; j++) acc += Pbh[(size_t)i * T + j] * fabs((double)qkv[AT(j, 2) + d]);
+                    ym[GY(i) + d] = (float)acc;
+                }
+        }
+#undef AT
+#undef GY
+}
+
+// the variant after the core: kind, gamma, and per head (head_gammas, gamma unused)
+typedef struct {
+    int kind;
+    float gamma;
+    int per_head;
+} VMode;
+
+// attention_forward + variant_forward, then variant_backward + attention_backward
+// (G = dL/dO in, dL/dY between them), on each backend from the same qkv: each
+// runs its variant on its own Y and its core's backward on its own dY, as the
+// models do. std runs no variant op (O is Y), as the models.
+static void test_attention(int B, int T, int C, int NH, int mask, VMode vm, int lsa) {
+    const int hs = C / NH, N = B * T, std = vm.kind == ATTN_STD;
     const size_t N3 = (size_t)B * T * 3 * C, NC = (size_t)B * T * C;
     const size_t ns = Cpu->attention_saved_floats(B, NH, T);
     const size_t nsg = G->attention_saved_floats(B, NH, T);
-    char tag[160];
-    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d mask=%d x=%d gamma=%g lsa=%d", B, T,
-             C, NH, mask, x, gamma, lsa);
+    char tag[192];
+    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d mask=%d %s gamma=%s%g lsa=%d", B, T, C, NH,
+             mask, attn_kind_name(vm.kind), vm.per_head ? "per-head " : "", vm.per_head ? 0.0 : vm.gamma, lsa);
 #ifdef TEST_FAST_CPU
     // the saved state is the logsumexp of each row: linear in T
     CHECK(nsg == (size_t)B * NH * T, "%s: saved floats %zu, not B*NH*T", tag, nsg);
@@ -460,36 +654,61 @@ static void test_attention(int B, int T, int C, int NH, int mask, int x, float g
     float *qkv = hrand(N3, 1, 0);
     float log_temp = (float)(log(1.0 / sqrt((double)hs)) + 0.3), dlt0 = 0.3f;
     float dlt_c = dlt0;
-    AttnArgs ac = {.mask = mask, .x = x, .gamma = gamma, .scale = (float)(1.0 / sqrt((double)hs)),
+    AttnArgs ac = {.mask = mask, .scale = (float)(1.0 / sqrt((double)hs)),
                    .log_temp = lsa ? &log_temp : NULL, .dlog_temp = lsa ? &dlt_c : NULL};
     float *lt_d = dcopy(&log_temp, 4), *dlt_d = dcopy(&dlt0, 4);
     AttnArgs ag = ac;
     ag.log_temp = lsa ? lt_d : NULL;
     ag.dlog_temp = lsa ? dlt_d : NULL;
+    const int nG = vm.per_head ? NH : 1;
+    float gh[4], dg0[4], dg_c[4], dg_g[4];
+    for (int k = 0; k < nG; k++) {
+        gh[k] = vm.per_head ? head_gammas[k] : vm.gamma;
+        dg_c[k] = dg0[k] = (float)(0.1 * rng_normal(&rng));
+    }
+    float *gamma_d = dcopy(gh, nG * 4), *dg_d = dcopy(dg0, nG * 4);
+    VariantArgs vc = {.kind = vm.kind, .gamma = gh, .per_head = vm.per_head, .dgamma = dg_c};
+    VariantArgs vg = {.kind = vm.kind, .gamma = gamma_d, .per_head = vm.per_head, .dgamma = dg_d};
 
-    // standard attention runs with out == y, as the GPT does
-    float *y_c = hnew(NC), *o_c = x ? hnew(NC) : y_c, *s_c = hnew(ns);
-    Cpu->attention_forward(o_c, y_c, s_c, qkv, B, T, C, NH, &ac);
-    float *qkv_d = dcopy(qkv, N3 * 4), *y_d = G->alloc(NC * 4), *o_d = x ? G->alloc(NC * 4) : y_d;
+    float *y_c = hnew(NC), *o_c = std ? y_c : hnew(NC), *s_c = hnew(ns);
+    Cpu->attention_forward(y_c, s_c, qkv, B, T, C, NH, &ac);
+    if (!std) Cpu->variant_forward(o_c, y_c, qkv, N, C, NH, &vc);
+    float *qkv_d = dcopy(qkv, N3 * 4), *y_d = G->alloc(NC * 4), *o_d = std ? y_d : G->alloc(NC * 4);
     float *s_d = G->alloc(nsg * 4);
-    G->attention_forward(o_d, y_d, s_d, qkv_d, B, T, C, NH, &ag);
+    G->attention_forward(y_d, s_d, qkv_d, B, T, C, NH, &ag);
+    if (!std) G->variant_forward(o_d, y_d, qkv_d, N, C, NH, &vg);
     float *y_g = fetch(y_d, NC), *o_g = fetch(o_d, NC), *s_g = fetch(s_d, nsg);
     EXPECT_ERR(err_rel(y_g, y_c, NC), TOL, "%s: y", tag);
-    EXPECT_ERR(err_rel(o_g, o_c, NC), TOL, "%s: out", tag);
+    // xsa's O can cancel to nothing (T = 1: Y = V, O = Y - gamma c V with c near 1),
+    // so it is measured against its terms' magnitudes, with Y's own as |y|
+    float *ym = hnew(NC), *omag = hnew(NC), *dymag = hnew(NC);
+    attention_y_magnitudes(ym, qkv, s_c, B, T, C, NH);
+    if (vm.kind == ATTN_XSA) {
+        variant_magnitudes(vm.kind, gh, vm.per_head, ym, qkv, NULL, N, C, NH, omag, NULL, NULL, NULL);
+        EXPECT_ERR(err_mag(o_g, o_c, omag, NC), TOL, "%s: out", tag);
+    } else {
+        EXPECT_ERR(err_rel(o_g, o_c, NC), TOL, "%s: out", tag);
+    }
 #ifndef TEST_FAST_CPU
     if (ns == nsg) EXPECT_ERR(err_rel(s_g, s_c, ns), TOL, "%s: saved P", tag);
 #endif
 
     float *g = hrand(NC, 1, 0);
-    float *dqkv0 = hrand(N3, 0.1, 0), *dqkv_c = hcopy(dqkv0, N3);
-    Cpu->attention_backward(dqkv_c, g, qkv, y_c, s_c, B, T, C, NH, &ac);
-    float *g_d = dcopy(g, NC * 4), *dqkv_d = dcopy(dqkv0, N3 * 4);
-    G->attention_backward(dqkv_d, g_d, qkv_d, y_d, s_d, B, T, C, NH, &ag);
-    float *dqkv_g = fetch(dqkv_d, N3);
+    float *dqkv0 = hrand(N3, 0.1, 0), *dqkv_c = hcopy(dqkv0, N3), *dy_c = std ? g : hnew(NC);
+    if (!std) Cpu->variant_backward(dy_c, dqkv_c, g, y_c, qkv, N, C, NH, &vc);
+    Cpu->attention_backward(dqkv_c, dy_c, qkv, y_c, s_c, B, T, C, NH, &ac);
+    float *g_d = dcopy(g, NC * 4), *dqkv_d = dcopy(dqkv0, N3 * 4), *dy_d = std ? g_d : G->alloc(NC * 4);
+    if (!std) G->variant_backward(dy_d, dqkv_d, g_d, y_d, qkv_d, N, C, NH, &vg);
+    G->attention_backward(dqkv_d, dy_d, qkv_d, y_d, s_d, B, T, C, NH, &ag);
+    float *dqkv_g = fetch(dqkv_d, N3), *dy_g = fetch(dy_d, NC);
+    // dY's magnitudes drive the core's; the variant adds its direct dV terms
     float *mag = hnew(N3);
-    double dt_mag;
-    attention_grad_magnitudes(mag, &dt_mag, qkv, g, y_c, s_c, dqkv0, B, T, C, NH, x ? gamma : 0.0f,
+    double dt_mag, dgmag[4] = {0, 0, 0, 0};
+    variant_magnitudes(vm.kind, gh, vm.per_head, ym, qkv, g, N, C, NH, NULL, dymag, NULL, dgmag);
+    attention_grad_magnitudes(mag, &dt_mag, qkv, dymag, y_c, s_c, dqkv0, B, T, C, NH,
                               lsa ? exp((double)log_temp) : ac.scale);
+    variant_magnitudes(vm.kind, gh, vm.per_head, ym, qkv, g, N, C, NH, NULL, NULL, mag, NULL);
+    if (!std) EXPECT_ERR(err_mag(dy_g, dy_c, dymag, NC), TOL, "%s: dy", tag);
     EXPECT_ERR(err_mag(dqkv_g, dqkv_c, mag, N3), TOL, "%s: dqkv", tag);
     if (lsa) {
         float dlt_g;
@@ -497,12 +716,20 @@ static void test_attention(int B, int T, int C, int NH, int mask, int x, float g
         double ref = dt_mag + fabs((double)dlt0);
         EXPECT_ERR(fabs((double)dlt_g - dlt_c) / (ref > TINY ? ref : TINY), TOL, "%s: dlog_temp", tag);
     }
+    if (!std) {
+        G->download(dg_g, dg_d, nG * 4);
+        for (int k = 0; k < nG; k++) {
+            const double ref = dgmag[k] + fabs((double)dg0[k]);
+            EXPECT_ERR(fabs((double)dg_g[k] - dg_c[k]) / (ref > TINY ? ref : TINY), TOL, "%s: dgamma[%d]", tag, k);
+        }
+    }
     free(mag);
 
-    G->free(lt_d); G->free(dlt_d); G->free(qkv_d); G->free(y_d); if (x) G->free(o_d); G->free(s_d);
-    G->free(g_d); G->free(dqkv_d);
-    free(qkv); free(y_c); if (x) free(o_c); free(s_c); free(y_g); free(o_g); free(s_g); free(g);
-    free(dqkv0); free(dqkv_c); free(dqkv_g);
+    G->free(lt_d); G->free(dlt_d); G->free(qkv_d); G->free(y_d); if (!std) G->free(o_d); G->free(s_d);
+    G->free(g_d); G->free(dqkv_d); if (!std) G->free(dy_d); G->free(gamma_d); G->free(dg_d);
+    free(qkv); free(y_c); if (!std) free(o_c); free(s_c); free(y_g); free(o_g); free(s_g); free(g);
+    free(dqkv0); free(dqkv_c); if (!std) free(dy_c); free(dqkv_g); free(dy_g); free(ym); free(omag);
+    free(dymag);
 }
 
 // ----------------------------------------------------------------------------
@@ -727,10 +954,67 @@ static void test_cls_select(int B, int T, int D) {
 #ifndef NO_GPT_TEST
 enum { MB = 3, MT = 16, MV = 67 };
 
-static GPTConfig model_config(int attn_x, float gamma) {
+// "std" / "x gamma=0.5" / "std,xsa gamma=1 learn=head"
+static void attn_tag(char *buf, size_t len, const char *what, const AttnConfig *a, int layers) {
+    char kinds[64];
+    attn_kinds_format(a, layers, kinds, sizeof kinds);
+    snprintf(buf, len, "%s attn=%s gamma=%g learn=%s", what, kinds, a->gamma, gamma_learn_name(a->learn));
+}
+
+// a config with kinds[l] per layer (2 layers)
+static AttnConfig attn_layers2(int k0, int k1, float gamma, int learn) {
+    AttnConfig a = attn_config_uniform(k0, gamma, learn);
+    a.kind[1] = (unsigned char)k1;
+    return a;
+}
+
+static GPTConfig model_config(AttnConfig attn) {
     GPTConfig c = {.vocab = MV, .padded_vocab = gpt_padded_vocab(MV), .max_seq = MT, .layers = 2,
-                   .heads = 2, .embd = 32, .bias = 1, .attn_x = attn_x, .gamma = gamma};
+                   .heads = 2, .embd = 32, .bias = 1, .attn = attn};
     return c;
+}
+
+// the learned gammas' tensor: its index in the layout, or -1
+static int gamma_tensor(const ParamLayout *p) {
+    for (int k = 0; k < p->num_tensors; k++)
+        if (!strcmp(p->tensor_names[k], "attn_gamma")) return k;
+    return -1;
+}
+
+// The learned gammas (nvar layers x G) start at cfg gamma; spread them
+// (gamma + 0.125 k, alternating sign of the step) the same on both models, so a
+// per-head or per-layer indexing slip shows. Returns the tensor's size.
+static size_t spread_gammas(const Backend *be, const ParamLayout *p, real *params, float gamma) {
+    int k = gamma_tensor(p);
+    if (k < 0 || !p->tensors[k].size) return 0;
+    const size_t n = p->tensors[k].size;
+    float *h = hnew(n);
+    for (size_t i = 0; i < n; i++) h[i] = gamma + (i % 2 ? -0.125f : 0.125f) * (float)i;
+    be->upload(params + p->tensors[k].offset, h, n * sizeof(float));
+    free(h);
+    return n;
+}
+
+// The learned-gamma tensor is there when it should be: nvar x G values, one
+// optimizer slice per variant layer, none decayed; its reference gradient is
+// not all zero (it is compared with the others)
+static void check_gamma_layout(const char *tag, const ParamLayout *p, const AttnConfig *a, int layers,
+                               int heads, const float *grads_ref) {
+    const int k = gamma_tensor(p);
+    const size_t want = (size_t)attn_num_variant_layers(a, layers) * attn_gammas_per_layer(a, heads);
+    const size_t have = k < 0 ? 0 : p->tensors[k].size;
+    CHECK(have == want, "%s: attn_gamma has %zu values, not %zu", tag, have, want);
+    if (!want || have != want) return;
+    const ParamSlice t = p->tensors[k];
+    int slices = 0, decayed = 0;
+    for (int s = 0; s < p->num_slices; s++)
+        if (p->slices[s].offset >= t.offset && p->slices[s].offset < t.offset + t.size)
+            slices++, decayed += p->slices[s].decay;
+    CHECK(slices == attn_num_variant_layers(a, layers) && !decayed,
+          "%s: attn_gamma in %d slices (%d decayed), not one per variant layer undecayed", tag, slices, decayed);
+    int nonzero = 0;
+    for (size_t i = 0; i < t.size; i++) nonzero += grads_ref[t.offset + i] != 0;
+    CHECK(nonzero == (int)t.size, "%s: %zu of the reference's attn_gamma grads are 0", tag, t.size - nonzero);
 }
 
 // a learnable batch: x_{t+1} = (5 x_t + 3) mod V from random starts; a few targets ignored
@@ -747,18 +1031,20 @@ static void make_batch(int *in, int *tg, uint64_t seed) {
     }
 }
 
-static void test_model_grads(int attn_x, float gamma) {
-    GPTConfig cfg = model_config(attn_x, gamma);
+static void test_model_grads(AttnConfig attn) {
+    GPTConfig cfg = model_config(attn);
     GPT mc, mg;
     gpt_build(&mc, &cfg, Cpu, MB);
     gpt_build(&mg, &cfg, G, MB);
     gpt_init_weights(&mc, 1234);
     gpt_init_weights(&mg, 1234);
+    spread_gammas(Cpu, &mc.layout, mc.params, attn.gamma);
+    spread_gammas(G, &mg.layout, mg.params, attn.gamma);
     int in[MB * MT], tg[MB * MT];
     make_batch(in, tg, 77);
     const size_t nl = (size_t)MB * MT * cfg.padded_vocab;
-    char tag[64];
-    snprintf(tag, sizeof tag, "gpt attn_x=%d gamma=%g", attn_x, gamma);
+    char tag[128];
+    attn_tag(tag, sizeof tag, "gpt", &attn, cfg.layers);
 
     gpt_forward(&mc, in, NULL, MB, MT);
     gpt_forward(&mg, in, NULL, MB, MT);
@@ -775,6 +1061,7 @@ static void test_model_grads(int attn_x, float gamma) {
     gpt_backward(&mg, 1.0f);
     float *gg = fetch(mg.grads, mg.layout.num_params);
     CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
+    check_gamma_layout(tag, &mc.layout, &attn, cfg.layers, cfg.heads, mc.grads);
     for (int k = 0; k < mc.layout.num_tensors; k++) {
         ParamSlice t = mc.layout.tensors[k];
         if (!t.size) continue;
@@ -799,25 +1086,38 @@ static void test_model_grads(int attn_x, float gamma) {
 
 enum { VB = 3 };
 
-static ViTConfig vit_config(int kind, int attn_x, float gamma) {
+static ViTConfig vit_config(int kind, int heads, AttnConfig attn) {
     ViTConfig c = {.kind = kind, .channels = 3, .height = 16, .width = 16, .patch = 4,
-                   .classes = 10, .dim = 32, .depth = 2, .heads = 4, .mlp_dim = 48,
-                   .dropout = 0.1f, .emb_dropout = 0.1f, .attn_x = attn_x, .gamma = gamma};
+                   .classes = 10, .dim = 32, .depth = 2, .heads = heads, .mlp_dim = 48,
+                   .dropout = 0.1f, .emb_dropout = 0.1f, .attn = attn};
     return c;
 }
 
-static void test_vit_grads(int kind, int attn_x, float gamma) {
-    ViTConfig cfg = vit_config(kind, attn_x, gamma);
+// heads = 1 with the plain ViT: no output projection, so the variant's
+// backward reads dL/dO from the residual stream's gradient (out of place)
+static void test_vit_grads(int kind, int heads, AttnConfig attn) {
+    ViTConfig cfg = vit_config(kind, heads, attn);
     ViT mc, mg;
     vit_build(&mc, &cfg, Cpu, VB);
     vit_build(&mg, &cfg, G, VB);
     vit_init_weights(&mc, 1234);
     vit_init_weights(&mg, 1234);
+    spread_gammas(Cpu, &mc.layout, mc.params, attn.gamma);
+    spread_gammas(G, &mg.layout, mg.params, attn.gamma);
+    // images from their own seed, the same draw however many numbers the op
+    // tests took: the log_temp gradients are sums over the whole batch that
+    // cancel more in some draws than others (one gave 8e-5 and 2e-4 where
+    // others give 3e-3), and err_rel of a 2-element tensor has no other scale
     const size_t npix = (size_t)VB * 3 * 16 * 16;
-    float *images = hrand(npix, 1, 0);
+    float *images = hnew(npix);
+    Rng r;
+    rng_seed(&r, 1);
+    for (size_t i = 0; i < npix; i++) images[i] = (float)rng_normal(&r);
     int labels[VB] = {3, 9, 0};
-    char tag[64];
-    snprintf(tag, sizeof tag, "vit kind=%d attn_x=%d gamma=%g", kind, attn_x, gamma);
+    char tag[128];
+    char what[32];
+    snprintf(what, sizeof what, "%s heads=%d", kind == VIT_SMALL ? "vit-small" : "vit-plain", heads);
+    attn_tag(tag, sizeof tag, what, &attn, cfg.depth);
 
     vit_forward(&mc, images, NULL, VB, 0, 0);
     vit_forward(&mg, images, NULL, VB, 0, 0);
@@ -834,6 +1134,7 @@ static void test_vit_grads(int kind, int attn_x, float gamma) {
     vit_backward(&mg, 1.0f);
     float *gg = fetch(mg.grads, mg.layout.num_params);
     CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
+    check_gamma_layout(tag, &mc.layout, &attn, cfg.depth, cfg.heads, mc.grads);
     for (int k = 0; k < mc.layout.num_tensors; k++) {
         ParamSlice t = mc.layout.tensors[k];
         if (!t.size) continue;
@@ -852,10 +1153,34 @@ static void test_vit_grads(int kind, int attn_x, float gamma) {
     vit_free(&mg);
 }
 
-static void test_vit_training(int attn_x, float gamma) {
-    ViTConfig cfg = vit_config(VIT_SMALL, attn_x, gamma);
+// After training: the learned gammas moved from where they started and agree
+// between the backends (to 1e-3 of their change: Adam divides by sqrt(v), so
+// they are as sensitive as the losses, over every step)
+static void check_trained_gammas(const char *tag, const ParamLayout *p, const real *ref_params,
+                                 const Backend *be, const real *params, float gamma) {
+    const int k = gamma_tensor(p);
+    if (k < 0 || !p->tensors[k].size) return;
+    const ParamSlice t = p->tensors[k];
+    float *got = hnew(t.size);
+    be->download(got, params + t.offset, t.size * sizeof(float));
+    double moved = 0, diff = 0;
+    for (size_t i = 0; i < t.size; i++) {
+        const double d = fabs((double)ref_params[t.offset + i] - gamma);
+        if (d > moved) moved = d;
+        const double e = fabs((double)got[i] - ref_params[t.offset + i]);
+        if (e > diff || e != e) diff = e;
+    }
+    CHECK(moved > 0, "%s: the learned gammas did not move", tag);
+    EXPECT_ERR(diff / (moved > TINY ? moved : TINY), 1e-3, "%s: learned gammas after training", tag);
+    free(got);
+}
+
+static void test_vit_training(AttnConfig attn) {
+    ViTConfig cfg = vit_config(VIT_SMALL, 4, attn);
     ViT m[2];
     const Backend *be[2] = {Cpu, G};
+    char tag[128];
+    attn_tag(tag, sizeof tag, "vit training", &attn, cfg.depth);
     // SET-Adam, as the paper trains ViT-small
     const Optimizer settings = {.kind = OPTIM_SETADAM, .beta1 = 0.9f, .beta2 = 0.999f,
                                 .eps = 1e-8f, .tau = 0.5f};
@@ -888,14 +1213,14 @@ static void test_vit_training(int attn_x, float gamma) {
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {
             bad++;
-            fprintf(stderr, "vit training attn_x=%d: step %d loss %.7f (%s) vs %.7f (ref)\n",
-                    attn_x, step, loss[1], G->name, loss[0]);
+            fprintf(stderr, "%s: step %d loss %.7f (%s) vs %.7f (ref)\n", tag, step, loss[1], G->name, loss[0]);
         }
         if (step == 1) first = loss[0];
         last = loss[0];
     }
-    CHECK(bad == 0, "vit training attn_x=%d: %d of 30 steps differ by more than 1e-4", attn_x, bad);
-    CHECK(last < first, "vit training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
+    CHECK(bad == 0, "%s: %d of 30 steps differ by more than 1e-4", tag, bad);
+    CHECK(last < first, "%s: loss did not fall (%g -> %g)", tag, first, last);
+    check_trained_gammas(tag, &m[0].layout, m[0].params, G, m[1].params, attn.gamma);
     for (int k = 0; k < 2; k++) {
         optim_free(&opt[k]);
         vit_free(&m[k]);
@@ -903,10 +1228,12 @@ static void test_vit_training(int attn_x, float gamma) {
     free(images);
 }
 
-static void test_model_training(int attn_x, float gamma) {
-    GPTConfig cfg = model_config(attn_x, gamma);
+static void test_model_training(AttnConfig attn) {
+    GPTConfig cfg = model_config(attn);
     GPT m[2];
     const Backend *be[2] = {Cpu, G};
+    char tag[128];
+    attn_tag(tag, sizeof tag, "gpt training", &attn, cfg.layers);
     // AdamW with nanoGPT's settings, clipping included
     const Optimizer settings = {.kind = OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.95f,
                                 .eps = 1e-8f, .wd = 0.1f, .tau = 0.5f, .clip = 1.0f};
@@ -933,14 +1260,14 @@ static void test_model_training(int attn_x, float gamma) {
         double rel = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
         if (!(rel <= 1e-4)) {
             bad++;
-            fprintf(stderr, "gpt training attn_x=%d: step %d loss %.7f (%s) vs %.7f (ref)\n",
-                    attn_x, step, loss[1], G->name, loss[0]);
+            fprintf(stderr, "%s: step %d loss %.7f (%s) vs %.7f (ref)\n", tag, step, loss[1], G->name, loss[0]);
         }
         if (step == 1) first = loss[0];
         last = loss[0];
     }
-    CHECK(bad == 0, "gpt training attn_x=%d: %d of 50 steps differ by more than 1e-4", attn_x, bad);
-    CHECK(last < first, "gpt training attn_x=%d: loss did not fall (%g -> %g)", attn_x, first, last);
+    CHECK(bad == 0, "%s: %d of 50 steps differ by more than 1e-4", tag, bad);
+    CHECK(last < first, "%s: loss did not fall (%g -> %g)", tag, first, last);
+    check_trained_gammas(tag, &m[0].layout, m[0].params, G, m[1].params, attn.gamma);
     for (int k = 0; k < 2; k++) {
         optim_free(&opt[k]);
         gpt_free(&m[k]);
@@ -992,26 +1319,40 @@ int main(void) {
     const size_t ew[] = {1, 7, 1000, 4099, 300001};
     for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++) test_elementwise(ew[i]);
 
+    // the variants on their own: (N, C, NH) with head sizes 5, 48 and 80 (not a
+    // multiple of 32, over one warp: the strided per-lane loops), 4, 32 and 1;
+    // NH 1..4; rows (N NH) from 1 to 600 (several blocks of warps, and more rows
+    // than one dgamma block's threads)
+    const int va_shapes[][3] = {{7, 5, 1}, {9, 96, 2}, {6, 240, 3}, {33, 20, 4}, {5, 128, 4}, {1, 1, 1},
+                                {300, 8, 2}};
+    for (size_t i = 0; i < sizeof va_shapes / sizeof va_shapes[0]; i++)
+        for (int kind = 0; kind < ATTN_NUM_KINDS; kind++)
+            for (int gm = VG_FIXED; gm <= VG_ZERO; gm++)
+                for (int inplace = 0; inplace < 2; inplace++)
+                    test_variant(va_shapes[i][0], va_shapes[i][1], va_shapes[i][2], kind, gm, inplace);
+
     // (B, T, C, NH): T = 1, 5, 16, 33, 67; NH = 1, 2, 3; head sizes 4, 8, 13, 16, and 45
     // (over one warp and not a multiple of 32: the strided per-lane loops)
     const int at_shapes[][4] = {{2, 5, 12, 3}, {1, 67, 39, 3}, {3, 1, 8, 1}, {2, 67, 16, 1}, {2, 16, 32, 2},
                                 {2, 33, 90, 2}};
-    const struct { int x; float gamma; } modes[] = {{0, 0.0f}, {1, 0.0f}, {1, 0.5f}, {1, 1.0f}};
+    const VMode modes[] = {{ATTN_STD, 0.0f, 0}, {ATTN_X, 0.0f, 0}, {ATTN_X, 0.5f, 0}, {ATTN_X, 1.0f, 0},
+                           {ATTN_XSA, 1.0f, 0}, {ATTN_XSA, 0.0f, 1}};
     for (size_t i = 0; i < sizeof at_shapes / sizeof at_shapes[0]; i++)
         for (int mask = 0; mask < 3; mask++)
             for (size_t md = 0; md < sizeof modes / sizeof modes[0]; md++)
                 for (int lsa = 0; lsa < 2; lsa++)
                     test_attention(at_shapes[i][0], at_shapes[i][1], at_shapes[i][2],
-                                   at_shapes[i][3], mask, modes[md].x, modes[md].gamma, lsa);
+                                   at_shapes[i][3], mask, modes[md], lsa);
 #ifdef TEST_FAST_CPU
     // the blocked kernel's edges: several query blocks (64 rows) and key tiles
     // (256 columns), a last block of one row, and a head size of 64
     const int big_shapes[][4] = {{1, 129, 16, 2}, {1, 300, 24, 2}, {2, 65, 128, 2}, {1, 513, 8, 1}};
+    const int big_modes[] = {0, 3, 5};
     for (size_t i = 0; i < sizeof big_shapes / sizeof big_shapes[0]; i++)
         for (int mask = 0; mask < 3; mask++)
-            for (int md = 0; md < 4; md += 3)
+            for (int md = 0; md < 3; md++)
                 test_attention(big_shapes[i][0], big_shapes[i][1], big_shapes[i][2], big_shapes[i][3],
-                               mask, modes[md].x, modes[md].gamma, mask == MASK_DIAG);
+                               mask, modes[big_modes[md]], mask == MASK_DIAG);
 #endif
 
     const struct { int N, V, Vp; float ls; } xs[] = {
@@ -1044,15 +1385,28 @@ int main(void) {
     test_cls_select(1, 1, 3);
 
 #ifndef NO_GPT_TEST
-    test_model_grads(0, 0.0f);
-    test_model_grads(1, 0.5f);
-    test_model_training(0, 0.0f);
-    test_model_training(1, 0.5f);
-    test_vit_grads(VIT_SMALL, 0, 0.0f);
-    test_vit_grads(VIT_SMALL, 1, 1.0f);
-    test_vit_grads(VIT_PLAIN, 1, 0.5f);
-    test_vit_training(0, 0.0f);
-    test_vit_training(1, 1.0f);
+    const AttnConfig std_ = attn_config_uniform(ATTN_STD, 0.0f, GAMMA_FIXED);
+    test_model_grads(std_);
+    test_model_grads(attn_config_uniform(ATTN_X, 0.5f, GAMMA_FIXED));
+    test_model_grads(attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_FIXED));
+    test_model_grads(attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_HEAD));
+    test_model_grads(attn_config_uniform(ATTN_X, 0.5f, GAMMA_LAYER));
+    test_model_grads(attn_layers2(ATTN_STD, ATTN_XSA, 1.0f, GAMMA_HEAD));
+    test_model_grads(attn_layers2(ATTN_XSA, ATTN_X, 0.5f, GAMMA_LAYER));
+    test_model_training(std_);
+    test_model_training(attn_config_uniform(ATTN_X, 0.5f, GAMMA_FIXED));
+    test_model_training(attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_HEAD));
+    test_model_training(attn_layers2(ATTN_STD, ATTN_XSA, 1.0f, GAMMA_LAYER));
+    test_vit_grads(VIT_SMALL, 4, std_);
+    test_vit_grads(VIT_SMALL, 4, attn_config_uniform(ATTN_X, 1.0f, GAMMA_FIXED));
+    test_vit_grads(VIT_PLAIN, 4, attn_config_uniform(ATTN_X, 0.5f, GAMMA_FIXED));
+    test_vit_grads(VIT_SMALL, 4, attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_FIXED));
+    test_vit_grads(VIT_PLAIN, 4, attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_HEAD));
+    test_vit_grads(VIT_PLAIN, 1, attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_HEAD));
+    test_vit_grads(VIT_SMALL, 4, attn_layers2(ATTN_XSA, ATTN_STD, 0.5f, GAMMA_LAYER));
+    test_vit_training(std_);
+    test_vit_training(attn_config_uniform(ATTN_X, 1.0f, GAMMA_FIXED));
+    test_vit_training(attn_config_uniform(ATTN_XSA, 1.0f, GAMMA_HEAD));
 #endif
     return test_summary(TEST_NAME);
 }

@@ -47,6 +47,10 @@ expect_usage "heads not dividing embd" "--heads=3" --heads=3
 expect_usage "gamma not finite" "--gamma=nan" --gamma=nan
 expect_usage "gamma infinite" "--gamma=inf" --gamma=inf
 expect_usage "bad choice" "--attn=y" --attn=y
+expect_usage "an attention per layer, too many" "lists more kinds than the 1 layers" --attn=std,x
+expect_usage "an attention per layer, too few" "lists 2 kinds for 3 layers" --layers=3 --attn=std,x
+expect_usage "an attention per layer, a bad one" "'q' is not an attention kind" --layers=2 --attn=x,q
+expect_usage "bad gamma-learn" "--gamma-learn=sometimes" --gamma-learn=sometimes
 expect_usage "missing value" "--steps" --steps
 expect_usage "stray argument" "stray" stray
 expect_usage "seq too short for mqar" "--seq=3" --seq=3
@@ -104,6 +108,26 @@ check "another seed differs" differ <(losses "$OUT/a") <(losses "$OUT/c")
 check "--attn=x --gamma=0 equals --attn=std" diff <(losses "$OUT/a") <(losses "$OUT/x0")
 "$BIN" "${TINY[@]}" --steps=12 --attn=x --gamma=1 --out="$OUT/x1" > /dev/null 2>&1
 check "--attn=x --gamma=1 differs from std" differ <(losses "$OUT/a") <(losses "$OUT/x1")
+"$BIN" "${TINY[@]}" --steps=12 --attn=xsa --gamma=0 --out="$OUT/xsa0" > /dev/null 2>&1
+check "--attn=xsa --gamma=0 equals --attn=std" diff <(losses "$OUT/a") <(losses "$OUT/xsa0")
+"$BIN" "${TINY[@]}" --steps=12 --attn=xsa --out="$OUT/xsa1" > /dev/null 2>&1
+check "--attn=xsa differs from std" differ <(losses "$OUT/a") <(losses "$OUT/xsa1")
+check "--attn=xsa differs from x" differ <(losses "$OUT/x1") <(losses "$OUT/xsa1")
+# learned gamma from 0: step 0 is std's model; then gamma moves, so the runs part
+"$BIN" "${TINY[@]}" --steps=12 --attn=x --gamma=0 --gamma-learn=head --out="$OUT/xl0" > /dev/null 2>&1
+check "--gamma-learn=head from gamma 0: step 0 equals std" \
+    [ "$(sed -n 2p "$OUT/xl0/metrics.csv" | cut -d, -f5)" = "$(sed -n 2p "$OUT/a/metrics.csv" | cut -d, -f5)" ]
+check "--gamma-learn=head from gamma 0: then it differs" differ <(losses "$OUT/a") <(losses "$OUT/xl0")
+check "--gamma-learn=head: layers.csv's gamma starts at 0 and moves" \
+    awk -F, 'NR == 2 && $5 != 0 { exit 1 } NR > 2 { last = $5 } END { exit !(last != 0 && last != "") }' "$OUT/xl0/layers.csv"
+# one kind per layer: the same kind listed per layer is that kind; a mix is neither
+L2=(--layers=2 --steps=8)
+for a in std x std,x x,x; do "$BIN" "${TINY[@]}" "${L2[@]}" --attn=$a --out="$OUT/l2_$a" > /dev/null 2>&1; done
+check "--attn=x,x equals --attn=x" diff <(losses "$OUT/l2_x") <(losses "$OUT/l2_x,x")
+check "--attn=std,x differs from std" differ <(losses "$OUT/l2_std") <(losses "$OUT/l2_std,x")
+check "--attn=std,x differs from x" differ <(losses "$OUT/l2_x") <(losses "$OUT/l2_std,x")
+check "--attn=std,x: layers.csv's gamma empty for the std layer only" \
+    [ "$(tail -n 2 "$OUT/l2_std,x/layers.csv" | cut -d, -f2,5 | tr '\n' ' ')" = "0, 1,1 " ]
 "$BIN" --config="$OUT/a/config.txt" --out="$OUT/conf" > /dev/null 2>&1
 check "config.txt read back gives the same run" diff <(losses "$OUT/a") <(losses "$OUT/conf")
 "$BIN" --config="$OUT/a/config.txt" --out="$OUT/conf2" --lr=0.01 > /dev/null 2>&1
@@ -120,6 +144,7 @@ with open(sys.argv[1], "wb") as f:
 PY
 # (evaluating every 4 steps: the first half's final evaluation falls on step 8 in both)
 for variant in "mqar:--optim=adamw" "setadam:--optim=setadam --attn=x" \
+               "learn:--optim=setadam --attn=xsa --gamma-learn=head --gamma=0.5" \
                "tok:--data=$OUT/tok.bin --val-data=$OUT/tok.bin --vocab=50" \
                "tokseq:--data=$OUT/tok.bin --val-data=$OUT/tok.bin --vocab=50 --sample=sequential --grad-accum=2"; do
     name=${variant%%:*}; flags=${variant#*:}
@@ -165,8 +190,8 @@ check "failed resumes leave the checkpoint intact" cmp -s "$ck" "$OUT/ck.good"
 # the run directory changes; any other setting may change, is printed once and
 # recorded in config.txt.
 before=$(cd "$OUT/ck" && md5sum -- *)
-for change in --layers=2 --embd=64 --heads=1 --seq=12 --bias=0 --attn=x --gamma=0.5 --mqar-keys=9 \
-              --mqar-layout=split --vocab=100; do
+for change in --layers=2 --embd=64 --heads=1 --seq=12 --bias=0 --attn=x --attn=xsa --gamma=0.5 \
+              --gamma-learn=head --mqar-keys=9 --mqar-layout=split --vocab=100; do
     name=${change%%=*}; name=${name#--}
     err=$("$BIN" --resume="$OUT/ck" --steps=8 "$change" 2>&1 >/dev/null); rc=$?
     was=$(grep "^$name=" "$OUT/ck/config.txt")
@@ -215,7 +240,9 @@ d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(3)
 for name, n in (("train", 20000), ("val", 4000)):
     open(f"{d}/{name}.bin", "wb").write(struct.pack(f"<{n}H", *[r.randrange(67) for _ in range(n)]))
 PY
-for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
+EXPORT_MODES=("--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0" "--attn=xsa"
+              "--attn=std,xsa --gamma-learn=head --gamma=0.7" "--attn=x --gamma-learn=layer --bias=0")
+for mode in "${EXPORT_MODES[@]}"; do
     tag=${mode//[^a-z0-9]/}
     # shellcheck disable=SC2086
     "$BIN" --layers=2 --heads=2 --embd=32 --seq=16 --batch=8 --vocab=67 --data="$OUT/tok/train.bin" \
@@ -253,7 +280,7 @@ check "eval-only without --resume: one line" [ "$(printf '%s\n' "$err" | wc -l)"
 # the exported file evaluates to the run's own val loss to the printed digit
 # (every attention kind), and its shapes and attention come from the file
 TOKD=(--data="$OUT/tok/train.bin" --val-data="$OUT/tok/val.bin" --sample=sequential --batch=8 --eval-batches=2)
-for mode in "--attn=std" "--attn=x --gamma=0.5" "--attn=std --bias=0"; do
+for mode in "${EXPORT_MODES[@]}"; do
     tag=${mode//[^a-z0-9]/}
     vl=$(tail -n 1 "$OUT/exp_$tag/metrics.csv" | cut -d, -f5)
     got=$("$BIN" --init-from="$OUT/$tag.safetensors" --eval-only=1 "${TOKD[@]}" 2>/dev/null); rc=$?
@@ -272,6 +299,23 @@ check "init-from: step 0 evaluates the file's weights" \
 check "init-from: config.txt has the file's embd" grep -qx "embd=32" "$OUT/init_run/config.txt"
 check "init-from: config.txt has the file's attention" grep -qx "attn=x" "$OUT/init_run/config.txt"
 check "init-from: config.txt has the file's gamma" grep -qx "gamma=0.5" "$OUT/init_run/config.txt"
+# learned gammas travel with the file (and its attention per layer); a file
+# without them starts them at --gamma: at 0 that is the file's std model
+LF=$OUT/attnstdxsagammalearnheadgamma07.safetensors
+"$BIN" --init-from="$LF" "${TOKD[@]}" --steps=2 --eval-every=1 --log-every=100 --out="$OUT/init_learn" > /dev/null 2>&1
+check "init-from learned: step 0 evaluates the file's weights" \
+    [ "$(sed -n 2p "$OUT/init_learn/metrics.csv" | cut -d, -f5)" = \
+      "$(tail -n 1 "$OUT/exp_attnstdxsagammalearnheadgamma07/metrics.csv" | cut -d, -f5)" ]
+check "init-from learned: config.txt has the file's attention" \
+    grep -qx "attn=std,xsa" "$OUT/init_learn/config.txt"
+check "init-from learned: config.txt has the file's gamma-learn" grep -qx "gamma-learn=head" "$OUT/init_learn/config.txt"
+check "init-from learned: step 0's layers.csv gamma is the file's, not --gamma" \
+    awk -F, 'NR == 3 { exit !($1 == 0 && $5 != "" && $5 != 0.7) }' "$OUT/init_learn/layers.csv"
+got=$("$BIN" --init-from="$OUT/attnstd.safetensors" --attn=xsa --gamma-learn=head --gamma=0 --eval-only=1 \
+      "${TOKD[@]}" 2>/dev/null)
+vl=$(tail -n 1 "$OUT/exp_attnstd/metrics.csv" | cut -d, -f5)
+check "init-from a std file as xsa with learned gamma 0: the file's val loss ($vl)" \
+    grep -qx "val loss $(printf '%.6f' "$vl") | val acc [0-9.]*" <<< "$got"
 # llm.c checkpoints, fp32 (version 3) and bf16 (version 5), written by the
 # test from random weights: the model PyTorch builds from the same file gives
 # our val loss; the file's block size 24 cropped to --seq=16; its padded
@@ -303,7 +347,7 @@ expect_error "mqar split's vocabulary" 2 "has vocabulary 67.*the data needs 33" 
 expect_error "with --resume" 2 "init-from and --resume" --init-from="$OUT/attnstd.safetensors" --resume="$OUT/ev"
 expect_error "a missing file" 1 "init-from=$OUT/none.bin: cannot open" --init-from="$OUT/none.bin" --eval-only=1
 head -c 3000 "$OUT/attnstd.safetensors" > "$OUT/cut.safetensors"
-expect_error "a truncated safetensors file" 1 "cut.safetensors: tensor .* is outside the file's 240 data bytes (truncated?)" \
+expect_error "a truncated safetensors file" 1 "cut.safetensors: tensor .* is outside the file's [0-9]* data bytes (truncated?)" \
     --init-from="$OUT/cut.safetensors" --eval-only=1 "${TOKD[@]}"
 head -c 5000 "$OUT/llmc3.bin" > "$OUT/cut.bin"
 expect_error "a truncated llm.c file" 1 "cut.bin: .* bytes, but its header's shapes need" \
@@ -325,6 +369,27 @@ expect_error "a wrong shape" 1 "tensor transformer.h.1.mlp.c_fc.weight has shape
     --init-from="$OUT/shape.safetensors" --eval-only=1 "${TOKD[@]}"
 expect_error "a wrong dtype" 1 "transformer.h.1.mlp.c_fc.weight has dtype I32" \
     --init-from="$OUT/dtype.safetensors" --eval-only=1 "${TOKD[@]}"
+# __metadata__ that does not describe the model: its attention per layer, how
+# gamma is learned, and learned gammas the file says it has but lacks
+/usr/bin/python3 - "$OUT/attnxsa.safetensors" "$LF" "$OUT" <<'PY'
+import json, struct, sys
+def rewrite(src, dst, edit):
+    data = open(src, "rb").read()
+    (n,) = struct.unpack_from("<Q", data); h = json.loads(data[8:8 + n]); edit(h)
+    t = json.dumps(h).encode(); t += b" " * (-len(t) % 8)
+    open(dst, "wb").write(struct.pack("<Q", len(t)) + t + data[8 + n:])
+rewrite(sys.argv[1], sys.argv[3] + "/kinds.safetensors", lambda h: h["__metadata__"].update(attn="x,xsa,std"))
+rewrite(sys.argv[1], sys.argv[3] + "/learn.safetensors", lambda h: h["__metadata__"].update(gamma_learn="bogus"))
+def drop(h):
+    for k in [k for k in h if k.endswith(".attn.gamma")]: del h[k]
+rewrite(sys.argv[2], sys.argv[3] + "/nogamma.safetensors", drop)
+PY
+expect_error "attn for another depth" 1 "attn=\"x,xsa,std\": 'x,xsa,std' lists more kinds than the 2 layers" \
+    --init-from="$OUT/kinds.safetensors" --eval-only=1 "${TOKD[@]}"
+expect_error "a bad gamma_learn" 1 "gamma_learn=\"bogus\": expected none, layer or head" \
+    --init-from="$OUT/learn.safetensors" --eval-only=1 "${TOKD[@]}"
+expect_error "learned gammas missing" 1 "transformer.h.1.attn.gamma" \
+    --init-from="$OUT/nogamma.safetensors" --eval-only=1 "${TOKD[@]}"
 before=$(cd "$OUT/ev" && md5sum -- *)
 "$BIN" --init-from="$OUT/shape.safetensors" "${TOKD[@]}" --steps=2 --out="$OUT/ev" --overwrite=1 > /dev/null 2>&1
 check "init-from a bad file: the run directory in --out untouched" [ "$(cd "$OUT/ev" && md5sum -- *)" = "$before" ]

@@ -79,47 +79,116 @@ static void test_gelu(void) {
 }
 
 // ----------------------------------------------------------------------------
-// attention, both modes, every mask, the LSA temperature
+// a variant's transform alone: O = f(Y, V; gamma) (variants.c), its dY, the
+// direct dV and dgamma; gamma shared or per head, a row whose V is zero
 
-typedef struct { int B, T, C, NH; AttnArgs a; real *qkv, *out, *y, *saved, *wout; } AttnCtx;
+static const char *const KIND[] = {"std", "x", "xsa"};
+
+typedef struct { int N, C, NH; VariantArgs a; real *y, *qkv, *gamma, *out, *wout; } VarCtx;
+static double var_loss(void *p) {
+    VarCtx *c = p;
+    be->variant_forward(c->out, c->y, c->qkv, c->N, c->C, c->NH, &c->a);
+    return dot(c->out, c->wout, (size_t)c->N * c->C);
+}
+static void test_variant(int kind, int per_head, int in_place) {
+    VarCtx c = {.N = 5, .C = 6, .NH = 3};
+    const size_t n = (size_t)c.N * c.C;
+    c.y = randn(n, 1); c.qkv = randn(3 * n, 1); c.out = zeros(n); c.wout = randn(n, 1);
+    c.gamma = randn(c.NH, 1);
+    for (int k = 2 * c.C; k < 3 * c.C; k++) c.qkv[3 * c.C + k] = 0;   // row 1: V = 0
+    real *dgamma = zeros(c.NH), *dqkv = zeros(3 * n), *dy = zeros(n), *g = xmalloc(n * sizeof(real));
+    c.a = (VariantArgs){.kind = kind, .gamma = c.gamma, .per_head = per_head, .dgamma = dgamma};
+    memcpy(g, c.wout, n * sizeof(real));
+    be->variant_backward(in_place ? g : dy, dqkv, g, c.y, c.qkv, c.N, c.C, c.NH, &c.a);
+    if (in_place) memcpy(dy, g, n * sizeof(real));
+    char what[96];
+    snprintf(what, sizeof what, "variant %s gamma %s%s", KIND[kind], per_head ? "per head" : "shared",
+             in_place ? " (dy in place)" : "");
+    char w[128];
+    snprintf(w, sizeof w, "%s: dy", what);
+    CHECK_GRAD(w, var_loss, &c, c.y, dy, n);
+    snprintf(w, sizeof w, "%s: dqkv", what);
+    CHECK_GRAD(w, var_loss, &c, c.qkv, dqkv, 3 * n);   // Q and K thirds: 0 both ways
+    snprintf(w, sizeof w, "%s: dgamma", what);
+    if (kind != ATTN_STD) CHECK_GRAD(w, var_loss, &c, c.gamma, dgamma, per_head ? (size_t)c.NH : 1);
+    var_loss(&c);
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) finite &= isfinite(c.out[i]) && isfinite(dy[i]);
+    CHECK(finite, "%s: a zero V row must give finite O and dY", what);
+    // gamma 0: O = Y and dY = G exactly, dV and dgamma's other terms untouched
+    real zero = 0;
+    VarCtx z = c;
+    z.a = (VariantArgs){.kind = kind, .gamma = &zero};
+    var_loss(&z);
+    real *dq0 = zeros(3 * n);
+    be->variant_backward(dy, dq0, c.wout, c.y, c.qkv, c.N, c.C, c.NH, &z.a);
+    CHECK(!memcmp(z.out, c.y, n * sizeof(real)) && !memcmp(dy, c.wout, n * sizeof(real)),
+          "%s with gamma 0: O must be Y and dY must be G bit for bit", KIND[kind]);
+    int dv_zero = 1;
+    for (size_t i = 0; i < 3 * n; i++) dv_zero &= dq0[i] == 0;
+    CHECK(dv_zero, "%s with gamma 0: no direct dV", KIND[kind]);
+    free(c.y); free(c.qkv); free(c.out); free(c.wout); free(c.gamma);
+    free(dgamma); free(dqkv); free(dy); free(g); free(dq0);
+}
+
+// ----------------------------------------------------------------------------
+// attention: the core then a variant, every mask, the LSA temperature, T = 1
+
+typedef struct { int B, T, C, NH; AttnArgs a; VariantArgs v; real *qkv, *out, *y, *saved, *wout; } AttnCtx;
 static double attn_loss(void *p) {
     AttnCtx *c = p;
-    be->attention_forward(c->out, c->y, c->saved, c->qkv, c->B, c->T, c->C, c->NH, &c->a);
-    return dot(c->out, c->wout, (size_t)c->B * c->T * c->C);
+    be->attention_forward(c->y, c->saved, c->qkv, c->B, c->T, c->C, c->NH, &c->a);
+    const real *o = c->y;
+    if (c->v.kind != ATTN_STD) {
+        be->variant_forward(c->out, c->y, c->qkv, c->B * c->T, c->C, c->NH, &c->v);
+        o = c->out;
+    }
+    return dot(o, c->wout, (size_t)c->B * c->T * c->C);
 }
-static void test_attention(int mask, int x, double gamma, int lsa) {
-    AttnCtx c = {.B = 2, .T = 5, .C = 6, .NH = 2};
+static void test_attention(int mask, int kind, double gamma, int lsa, int T) {
+    AttnCtx c = {.B = 2, .T = T, .C = 6, .NH = 2};
     size_t n = (size_t)c.B * c.T * c.C;
-    real log_temp = -0.4, dlog_temp = 0;
-    c.a = (AttnArgs){.mask = mask, .x = x, .gamma = (float)gamma, .scale = 1 / sqrt(3.0),
-                     .log_temp = lsa ? &log_temp : NULL, .dlog_temp = lsa ? &dlog_temp : NULL};
+    real log_temp = -0.4, dlog_temp = 0, g = gamma, dgamma = 0;
+    c.a = (AttnArgs){.mask = mask, .scale = 1 / sqrt(3.0), .log_temp = lsa ? &log_temp : NULL,
+                     .dlog_temp = lsa ? &dlog_temp : NULL};
+    c.v = (VariantArgs){.kind = kind, .gamma = &g, .dgamma = &dgamma};
     c.qkv = randn(3 * n, 1); c.out = zeros(n); c.y = zeros(n); c.wout = randn(n, 1);
     c.saved = zeros(be->attention_saved_floats(c.B, c.NH, c.T));
-    real *dqkv = zeros(3 * n);
+    real *dqkv = zeros(3 * n), *dy = xmalloc(n * sizeof(real));
+    memcpy(dy, c.wout, n * sizeof(real));
     attn_loss(&c);
-    be->attention_backward(dqkv, c.wout, c.qkv, c.y, c.saved, c.B, c.T, c.C, c.NH, &c.a);
+    if (kind != ATTN_STD)
+        be->variant_backward(dy, dqkv, dy, c.y, c.qkv, c.B * c.T, c.C, c.NH, &c.v);
+    be->attention_backward(dqkv, dy, c.qkv, c.y, c.saved, c.B, c.T, c.C, c.NH, &c.a);
     char what[96];
-    snprintf(what, sizeof what, "attention mask %d %s gamma %g%s dqkv", mask, x ? "x" : "std",
-             gamma, lsa ? " lsa" : "");
-    CHECK_GRAD(what, attn_loss, &c, c.qkv, dqkv, 3 * n);
+    snprintf(what, sizeof what, "attention mask %d T %d %s gamma %g%s", mask, T, KIND[kind], gamma,
+             lsa ? " lsa" : "");
+    char w[128];
+    snprintf(w, sizeof w, "%s: dqkv", what);
+    CHECK_GRAD(w, attn_loss, &c, c.qkv, dqkv, 3 * n);
+    if (kind != ATTN_STD) {
+        snprintf(w, sizeof w, "%s: dgamma", what);
+        CHECK_GRAD(w, attn_loss, &c, &g, &dgamma, 1);
+    }
     if (lsa) {
-        snprintf(what, sizeof what, "attention mask %d %s lsa dt", mask, x ? "x" : "std");
-        CHECK_GRAD(what, attn_loss, &c, &log_temp, &dlog_temp, 1);
+        snprintf(w, sizeof w, "%s: dt", what);
+        CHECK_GRAD(w, attn_loss, &c, &log_temp, &dlog_temp, 1);
     }
     // causal: output row i must not depend on any later token
-    if (mask == MASK_CAUSAL) {
+    if (mask == MASK_CAUSAL && T > 1) {
+        const real *o = kind != ATTN_STD ? c.out : c.y;
         real *before = xmalloc(n * sizeof(real));
         attn_loss(&c);
-        memcpy(before, c.out, n * sizeof(real));
+        memcpy(before, o, n * sizeof(real));
         for (int k = 0; k < 3 * c.C; k++) c.qkv[(size_t)(c.T - 1) * 3 * c.C + k] += 1.0;   // b=0, t=T-1
         attn_loss(&c);
         int same = 1;
         for (int t = 0; t < c.T - 1; t++)
-            for (int k = 0; k < c.C; k++) same &= before[(size_t)t * c.C + k] == c.out[(size_t)t * c.C + k];
+            for (int k = 0; k < c.C; k++) same &= before[(size_t)t * c.C + k] == o[(size_t)t * c.C + k];
         CHECK(same, "causal attention: earlier outputs changed when the last token changed");
         free(before);
     }
-    free(c.qkv); free(c.out); free(c.y); free(c.wout); free(c.saved); free(dqkv);
+    free(c.qkv); free(c.out); free(c.y); free(c.wout); free(c.saved); free(dqkv); free(dy);
 }
 
 // ----------------------------------------------------------------------------
@@ -184,9 +253,12 @@ static double model_loss(void *p) {
     ModelCtx *c = p;
     return gpt_forward(c->m, c->in, c->tg, c->B, c->T);
 }
-static void test_model(int attn_x, double gamma, int bias) {
+// attn: the kind of every layer, or -1 for layer 0 std and layer 1 xsa
+static void test_model(int attn, double gamma, int learn, int bias) {
     GPTConfig cfg = {.vocab = 11, .padded_vocab = 16, .max_seq = 4, .layers = 2, .heads = 2,
-                     .embd = 8, .bias = bias, .attn_x = attn_x, .gamma = (float)gamma};
+                     .embd = 8, .bias = bias,
+                     .attn = attn_config_uniform(attn < 0 ? ATTN_XSA : attn, (float)gamma, learn)};
+    if (attn < 0) cfg.attn.kind[0] = ATTN_STD;
     GPT m;
     gpt_build(&m, &cfg, be, 2);
     gpt_init_weights(&m, 7);
@@ -203,8 +275,8 @@ static void test_model(int attn_x, double gamma, int bias) {
         ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         char what[96];
-        snprintf(what, sizeof what, "model %s gamma %g bias %d: d%s", attn_x ? "x" : "std", gamma,
-                 bias, m.layout.tensor_names[k]);
+        snprintf(what, sizeof what, "model %s gamma %g learn %s bias %d: d%s", attn < 0 ? "std,xsa" : KIND[attn],
+                 gamma, gamma_learn_name(learn), bias, m.layout.tensor_names[k]);
         CHECK_GRAD(what, model_loss, &c, m.params + t.offset, grads + t.offset, t.size);
     }
     free(grads);
@@ -217,19 +289,34 @@ int main(void) {
     test_matmul();
     test_gelu();
     int masks[3] = {MASK_CAUSAL, MASK_NONE, MASK_DIAG};
+    for (int kind = 0; kind < ATTN_NUM_KINDS; kind++)
+        for (int per_head = 0; per_head < 2; per_head++) {
+            test_variant(kind, per_head, 0);
+            test_variant(kind, per_head, 1);
+        }
     for (int k = 0; k < 3; k++) {
-        test_attention(masks[k], 0, 0, 0);
-        test_attention(masks[k], 1, 0, 0);
-        test_attention(masks[k], 1, 0.5, 0);
-        test_attention(masks[k], 1, 1, 0);
-        test_attention(masks[k], 1, 1, 1);
-        test_attention(masks[k], 0, 0, 1);
+        test_attention(masks[k], ATTN_STD, 0, 0, 5);
+        test_attention(masks[k], ATTN_X, 0, 0, 5);
+        test_attention(masks[k], ATTN_X, 0.5, 0, 5);
+        test_attention(masks[k], ATTN_X, 1, 0, 5);
+        test_attention(masks[k], ATTN_X, 1, 1, 5);
+        test_attention(masks[k], ATTN_STD, 0, 1, 5);
+        test_attention(masks[k], ATTN_XSA, 1, 0, 5);
+        test_attention(masks[k], ATTN_XSA, 0.5, 1, 5);
+        // T = 1: Y = V (no mask) or 0 (diagonal); xsa at gamma 1 would leave O ~ 1e-6 V,
+        // gradients too small for finite differences to resolve
+        test_attention(masks[k], ATTN_XSA, 0.5, 0, 1);
+        test_attention(masks[k], ATTN_X, 1, 0, 1);
     }
     test_xent(0);
     test_xent(0.1f);
     test_embedding();
-    test_model(0, 0, 1);
-    test_model(1, 0.5, 1);
-    test_model(1, 1, 0);
+    test_model(ATTN_STD, 0, GAMMA_FIXED, 1);
+    test_model(ATTN_X, 0.5, GAMMA_FIXED, 1);
+    test_model(ATTN_X, 1, GAMMA_FIXED, 0);
+    test_model(ATTN_XSA, 1, GAMMA_FIXED, 1);
+    test_model(ATTN_X, 0.5, GAMMA_LAYER, 1);
+    test_model(ATTN_XSA, 0.7, GAMMA_HEAD, 1);
+    test_model(-1, 0.7, GAMMA_HEAD, 0);   // std, xsa: one variant layer's gammas
     return test_summary("test_gradcheck");
 }

@@ -232,10 +232,10 @@ static double model_loss(void *p) {
 }
 
 // a tiny, non-square configuration: 3 x 8 x 4 images, patch 2 -> 8 patches
-static ViTConfig tiny_config(int kind, int attn_x, double gamma) {
+static ViTConfig tiny_config(int kind, int attn, double gamma) {
     ViTConfig cfg = {.kind = kind, .channels = 3, .height = 8, .width = 4, .patch = 2,
                      .classes = 5, .dim = 8, .depth = 2, .heads = 2, .mlp_dim = 12,
-                     .attn_x = attn_x, .gamma = (float)gamma};
+                     .attn = attn_config_uniform(attn, (float)gamma, GAMMA_FIXED)};
     return cfg;
 }
 
@@ -266,27 +266,40 @@ static void test_model(ViTConfig cfg, int train, const char *tag) {
     vit_free(&m);
 }
 
-// eval mode ignores dropout; gamma 0 AttentionX is standard attention bit for bit
+// eval mode ignores dropout; gamma 0 x and xsa are standard attention bit for bit
 static void test_model_properties(void) {
-    ViTConfig plain = tiny_config(VIT_SMALL, 0, 0), dropped = plain, x0 = plain;
+    ViTConfig plain = tiny_config(VIT_SMALL, ATTN_STD, 0), dropped = plain;
+    ViTConfig x0 = tiny_config(VIT_SMALL, ATTN_X, 0), xsa0 = tiny_config(VIT_SMALL, ATTN_XSA, 0);
     dropped.dropout = 0.3f;
     dropped.emb_dropout = 0.2f;
-    x0.attn_x = 1;
-    x0.gamma = 0;
-    ViT a, b, x;
+    ViT a, b, x, xs;
     vit_build(&a, &plain, be, MB);
     vit_build(&b, &dropped, be, MB);
     vit_build(&x, &x0, be, MB);
+    vit_build(&xs, &xsa0, be, MB);
     vit_init_weights(&a, 5);
     vit_init_weights(&b, 5);
     vit_init_weights(&x, 5);
+    vit_init_weights(&xs, 5);
     real *images = randn((size_t)MB * 3 * 8 * 4, 1);
     int labels[MB] = {0, 4};
     double la = vit_forward(&a, images, labels, MB, 1, 9);
     double lb = vit_forward(&b, images, labels, MB, 0, 9);
     double lx = vit_forward(&x, images, labels, MB, 1, 9);
+    double lxs = vit_forward(&xs, images, labels, MB, 1, 9);
     CHECK(la == lb, "eval mode must not apply dropout (%.17g vs %.17g)", la, lb);
     CHECK(la == lx, "--attn=x --gamma=0 must equal --attn=std (%.17g vs %.17g)", la, lx);
+    CHECK(la == lxs, "--attn=xsa --gamma=0 must equal --attn=std (%.17g vs %.17g)", la, lxs);
+    // and so do their gradients
+    vit_zero_grad(&a);
+    vit_zero_grad(&xs);
+    vit_forward(&a, images, labels, MB, 1, 9);
+    vit_backward(&a, 1.0f);
+    vit_forward(&xs, images, labels, MB, 1, 9);
+    vit_backward(&xs, 1.0f);
+    CHECK(!memcmp(a.grads, xs.grads, a.layout.num_params * sizeof(real)),
+          "--attn=xsa --gamma=0: gradients must equal --attn=std's bit for bit");
+    vit_free(&xs);
     double lb1 = vit_forward(&b, images, labels, MB, 1, 9);
     double lb2 = vit_forward(&b, images, labels, MB, 1, 9);
     double lb3 = vit_forward(&b, images, labels, MB, 1, 10);
@@ -321,14 +334,25 @@ int main(void) {
     test_spt_pixel(1, 28, 28, 7, 13, 20, 0);
     test_plain_patches();
 
-    test_model(tiny_config(VIT_SMALL, 0, 0), 0, "small std");
-    test_model(tiny_config(VIT_SMALL, 1, 1), 0, "small x gamma 1");
-    test_model(tiny_config(VIT_PLAIN, 0, 0), 0, "plain std");
-    test_model(tiny_config(VIT_PLAIN, 1, 0.5), 0, "plain x gamma 0.5");
-    ViTConfig one_head = tiny_config(VIT_PLAIN, 1, 1);   // no output projection (models/vit.py)
+    test_model(tiny_config(VIT_SMALL, ATTN_STD, 0), 0, "small std");
+    test_model(tiny_config(VIT_SMALL, ATTN_X, 1), 0, "small x gamma 1");
+    test_model(tiny_config(VIT_SMALL, ATTN_XSA, 1), 0, "small xsa gamma 1");
+    test_model(tiny_config(VIT_PLAIN, ATTN_STD, 0), 0, "plain std");
+    test_model(tiny_config(VIT_PLAIN, ATTN_X, 0.5), 0, "plain x gamma 0.5");
+    test_model(tiny_config(VIT_PLAIN, ATTN_XSA, 0.5), 0, "plain xsa gamma 0.5");
+    ViTConfig learn_head = tiny_config(VIT_SMALL, ATTN_XSA, 0.7);
+    learn_head.attn.learn = GAMMA_HEAD;
+    test_model(learn_head, 0, "small xsa gamma learned per head");
+    ViTConfig learn_layer = tiny_config(VIT_PLAIN, ATTN_X, 0.7);
+    learn_layer.attn.learn = GAMMA_LAYER;
+    learn_layer.attn.kind[0] = ATTN_STD;   // std, x: one learned gamma
+    test_model(learn_layer, 0, "plain std,x gamma learned per layer");
+    ViTConfig one_head = tiny_config(VIT_PLAIN, ATTN_X, 1);   // no output projection (models/vit.py)
     one_head.heads = 1;
     test_model(one_head, 0, "plain one head");
-    ViTConfig dropped = tiny_config(VIT_SMALL, 1, 1);   // fixed masks: dropout inside the model
+    one_head.attn = attn_config_uniform(ATTN_XSA, 1, GAMMA_HEAD);   // dY apart from the residual's dO
+    test_model(one_head, 0, "plain one head xsa learned");
+    ViTConfig dropped = tiny_config(VIT_SMALL, ATTN_X, 1);   // fixed masks: dropout inside the model
     dropped.dropout = 0.3f;
     dropped.emb_dropout = 0.2f;
     dropped.label_smoothing = 0.1f;

@@ -1,10 +1,10 @@
 // test_model.c - the whole GPT against PyTorch autograd, and the model's
 // determinism properties.
 //
-//   build/test_model REF_DIR                  compare with REF_DIR/gpt_tiny_{std,x}.ref
-//   build/test_model --write-inputs DIR       write DIR/gpt_tiny_{std,x}.in for torch_ref.py
+//   build/test_model REF_DIR                  compare with REF_DIR/gpt_tiny_{MODE}.ref
+//   build/test_model --write-inputs DIR       write DIR/gpt_tiny_{MODE}.in for torch_ref.py
 //
-// tests/ref/ holds the committed references; tests/test_torch.sh regenerates
+// tests/ref/ holds the committed references; tests/test_model.sh regenerates
 // them with tests/torch_ref.py (Debian's python3-torch) and compares again,
 // proving the script still agrees. The error measure per tensor is
 // max|ours - torch| / max|torch|, required <= 1e-5 in float32.
@@ -22,21 +22,42 @@
 enum { MAGIC_IN = 0x47505449, MAGIC_REF = 0x47505452 };
 static const Backend *be = &backend_ref;
 
+// A mode: the attention of every layer (one kind, or one per layer), gamma
+// (fixed, or the initial value of the learned ones, which the test's noise
+// then makes differ per head and layer) and how gamma is learned.
 typedef struct {
     const char *name;
-    int attn_x;
+    int layers;
+    const char *kinds;   // attn_kinds_parse's list
     double gamma;
+    int learn;           // GammaLearn
 } Mode;
-static const Mode MODES[] = {{"std", 0, 0.0}, {"x", 1, 1.0}};
+static const Mode MODES[] = {
+    {"std", 2, "std", 0.0, GAMMA_FIXED},
+    {"x", 2, "x", 1.0, GAMMA_FIXED},
+    {"xsa", 2, "xsa", 1.0, GAMMA_FIXED},
+    {"xsa_head", 2, "xsa", 0.7, GAMMA_HEAD},
+    {"x_layer", 2, "x", 0.7, GAMMA_LAYER},
+    // a std layer between two variants: the learned gammas skip it
+    {"mix_head", 3, "x,std,xsa", 0.7, GAMMA_HEAD},
+};
+enum { NUM_MODES = sizeof MODES / sizeof MODES[0] };
+
+static AttnConfig mode_attn(const Mode *mode) {
+    AttnConfig a = attn_config_uniform(ATTN_STD, (float)mode->gamma, mode->learn);
+    char err[160];
+    if (attn_kinds_parse(&a, mode->kinds, mode->layers, err, sizeof err)) die("mode %s: %s", mode->name, err);
+    return a;
+}
 
 // the tiny model: V = 61 is padded to 64; -1 targets are ignored
 static void build_tiny(GPT *m, const Mode *mode, int *inputs, int *targets) {
-    GPTConfig cfg = {.vocab = 61, .padded_vocab = gpt_padded_vocab(61), .max_seq = 8, .layers = 2,
-                     .heads = 2, .embd = 16, .bias = 1, .attn_x = mode->attn_x,
-                     .gamma = (float)mode->gamma};
+    GPTConfig cfg = {.vocab = 61, .padded_vocab = gpt_padded_vocab(61), .max_seq = 8, .layers = mode->layers,
+                     .heads = 2, .embd = 16, .bias = 1, .attn = mode_attn(mode)};
     gpt_build(m, &cfg, be, 2);
     gpt_init_weights(m, 1234);
-    // perturb biases and gains away from 0 and 1 so their gradients are exercised
+    // perturb biases, gains and learned gammas away from 0, 1 and their init so
+    // their gradients are exercised (and each head's gamma differs)
     Rng rng;
     rng_seed(&rng, 99);
     for (size_t i = 0; i < m->layout.num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
@@ -47,7 +68,7 @@ static void build_tiny(GPT *m, const Mode *mode, int *inputs, int *targets) {
 }
 
 static void write_inputs(const char *dir) {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < NUM_MODES; k++) {
         GPT m;
         int inputs[16], targets[16];
         build_tiny(&m, &MODES[k], inputs, targets);
@@ -55,11 +76,16 @@ static void write_inputs(const char *dir) {
         snprintf(path, sizeof path, "%s/gpt_tiny_%s.in", dir, MODES[k].name);
         FILE *f = xfopen(path, "wb");
         const GPTConfig *c = &m.cfg;
+        // the shape, gamma's learn mode, gamma, then the kind of each layer (AttnKind)
         int32_t head[11] = {MAGIC_IN, c->vocab, c->padded_vocab, c->max_seq, c->layers, c->heads,
-                            c->embd, c->bias, c->attn_x, 2, (int32_t)m.layout.num_params};
-        double gamma = c->gamma;
+                            c->embd, c->bias, c->attn.learn, 2, (int32_t)m.layout.num_params};
+        double gamma = c->attn.gamma;
         xfwrite(head, sizeof head, f, path);
         xfwrite(&gamma, sizeof gamma, f, path);
+        for (int l = 0; l < c->layers; l++) {
+            int32_t kind = c->attn.kind[l];
+            xfwrite(&kind, sizeof kind, f, path);
+        }
         xfwrite(m.params, m.layout.num_params * sizeof(float), f, path);
         xfwrite(inputs, sizeof inputs, f, path);
         xfwrite(targets, sizeof targets, f, path);
@@ -113,17 +139,21 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     printf(", loss %.2e", e);
     gpt_zero_grad(&m);
     gpt_backward(&m, 1.0f);
-    double worst = 0;
+    double worst = 0, egamma = -1;
+    const char *worst_name = "";
     for (int k = 0; k < m.layout.num_tensors; k++) {
         ParamSlice t = m.layout.tensors[k];
         if (!t.size) continue;
         for (size_t i = 0; i < t.size; i++) ours[i] = m.grads[t.offset + i];
         e = rel_err(ours, ref_grads + t.offset, (long)t.size);
         CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.layout.tensor_names[k], e);
-        if (getenv("VERBOSE")) printf("    d%s %.2e\n", m.layout.tensor_names[k], e);
-        if (e > worst) worst = e;
+        if (getenv("VERBOSE")) printf("\n    d%s %.2e", m.layout.tensor_names[k], e);
+        if (!strcmp(m.layout.tensor_names[k], "attn_gamma")) egamma = e;
+        if (e > worst) worst = e, worst_name = m.layout.tensor_names[k];
     }
-    printf(", worst gradient %.2e\n", worst);
+    printf(", worst gradient %.2e (d%s)", worst, worst_name);
+    if (egamma >= 0) printf(", dattn_gamma %.2e", egamma);
+    printf("\n");
     free(ours);
     free(ref_logits);
     free(ref_grads);
@@ -149,16 +179,22 @@ static double run_once(const GPTConfig *cfg, int threads, real *grads_out, size_
 
 static void test_gamma0_and_threads(void) {
     GPTConfig std = {.vocab = 50, .padded_vocab = 64, .max_seq = 16, .layers = 2, .heads = 4,
-                     .embd = 32, .bias = 1, .attn_x = 0, .gamma = 1};
+                     .embd = 32, .bias = 1, .attn = attn_config_uniform(ATTN_STD, 1, GAMMA_FIXED)};
     GPTConfig x0 = std;
-    x0.attn_x = 1;
-    x0.gamma = 0;
-    size_t n = 100000, n2;
-    real *g_std = xmalloc(n * sizeof(real)), *g_x0 = xmalloc(n * sizeof(real));
+    x0.attn = attn_config_uniform(ATTN_X, 0, GAMMA_FIXED);
+    const size_t cap = 100000;   // more than any model here has parameters
+    size_t n, n2;
+    real *g_std = xmalloc(cap * sizeof(real)), *g_x0 = xmalloc(cap * sizeof(real));
     double l_std = run_once(&std, 2, g_std, &n);
     double l_x0 = run_once(&x0, 2, g_x0, &n2);
     CHECK(l_std == l_x0 && n == n2 && !memcmp(g_std, g_x0, n * sizeof(real)),
           "--attn=x --gamma=0 must equal --attn=std bit for bit (loss %.17g vs %.17g)", l_std, l_x0);
+    // xsa with gamma 0 is std too (variants.md)
+    GPTConfig xsa0 = std;
+    xsa0.attn = attn_config_uniform(ATTN_XSA, 0, GAMMA_FIXED);
+    double l_xsa0 = run_once(&xsa0, 2, g_x0, &n2);
+    CHECK(l_std == l_xsa0 && n == n2 && !memcmp(g_std, g_x0, n * sizeof(real)),
+          "--attn=xsa --gamma=0 must equal --attn=std bit for bit (loss %.17g vs %.17g)", l_std, l_xsa0);
     // the same result whatever the thread count
     double l_1 = run_once(&std, 1, g_x0, &n2);
     CHECK(l_std == l_1 && !memcmp(g_std, g_x0, n * sizeof(real)),
@@ -166,13 +202,35 @@ static void test_gamma0_and_threads(void) {
     double l_3 = run_once(&std, 3, g_x0, &n2);
     CHECK(l_std == l_3 && !memcmp(g_std, g_x0, n * sizeof(real)),
           "2 and 3 threads must give bit-identical loss and gradients");
+    // ... also for the learned gammas' gradients, sums over every row
+    GPTConfig learned = std;
+    learned.attn = attn_config_uniform(ATTN_XSA, 0.7f, GAMMA_HEAD);
+    learned.attn.kind[0] = ATTN_X;
+    size_t nl, nl2;
+    real *g_l2 = xmalloc(cap * sizeof(real)), *g_l = xmalloc(cap * sizeof(real));
+    double ll_2 = run_once(&learned, 2, g_l2, &nl);
+    CHECK(nl == n + 2 * 4, "learned per head: %zu parameters, expected %zu", nl, n + 2 * 4);
+    double ll_1 = run_once(&learned, 1, g_l, &nl2);
+    CHECK(ll_2 == ll_1 && nl == nl2 && !memcmp(g_l2, g_l, nl * sizeof(real)),
+          "learned gamma: 1 and 2 threads must give bit-identical loss and gradients");
+    double ll_3 = run_once(&learned, 3, g_l, &nl2);
+    CHECK(ll_2 == ll_3 && nl == nl2 && !memcmp(g_l2, g_l, nl * sizeof(real)),
+          "learned gamma: 2 and 3 threads must give bit-identical loss and gradients");
+    int nonzero = 0;
+    for (size_t i = n; i < nl; i++) nonzero += g_l2[i] != 0;
+    CHECK(nonzero == 8, "learned gamma: %d of 8 gamma gradients nonzero", nonzero);
     // a different gamma changes the result (the flag is wired through)
-    x0.gamma = 0.5f;
+    x0.attn.gamma = 0.5f;
     double l_x5 = run_once(&x0, 2, g_x0, &n2);
     CHECK(l_x5 != l_std, "gamma 0.5 must change the loss");
+    xsa0.attn.gamma = 0.5f;
+    double l_xsa5 = run_once(&xsa0, 2, g_x0, &n2);
+    CHECK(l_xsa5 != l_std && l_xsa5 != l_x5, "xsa gamma 0.5 must change the loss");
     omp_set_num_threads(2);
     free(g_std);
     free(g_x0);
+    free(g_l2);
+    free(g_l);
 }
 
 static void test_init(void) {
@@ -192,6 +250,23 @@ static void test_init(void) {
     int ok = 1;
     for (int i = 0; i < 4 * 64; i++) ok &= m.ln1w[i] == 1 && m.ln1b[i] == 0 && m.qkvb[i] == 0;
     CHECK(ok, "LayerNorm gains 1, biases 0");
+    CHECK(m.attn_gamma == NULL && m.layout.tensors[16].size == 0, "a fixed gamma has no attn_gamma");
+    gpt_free(&m);
+    // learned gammas: the last tensor, one per head of each variant layer, at --gamma, not decayed
+    cfg.attn = attn_config_uniform(ATTN_XSA, 0.25f, GAMMA_HEAD);
+    cfg.attn.kind[1] = ATTN_STD;
+    gpt_build(&m, &cfg, be, 1);
+    gpt_init_weights(&m, 5);
+    const ParamSlice *g = &m.layout.tensors[16];
+    CHECK(g->size == 3 * 4 && g->offset + g->size == m.layout.num_params && m.attn_gamma == m.params + g->offset,
+          "attn_gamma: %zu values at %zu of %zu", g->size, g->offset, m.layout.num_params);
+    ok = !g->decay;
+    for (size_t i = 0; i < g->size; i++) ok &= m.attn_gamma[i] == 0.25f;
+    CHECK(ok, "attn_gamma starts at gamma and is not decayed");
+    gpt_free(&m);
+    cfg.attn.learn = GAMMA_LAYER;
+    gpt_build(&m, &cfg, be, 1);
+    CHECK(m.layout.tensors[16].size == 3, "per layer: one gamma per variant layer");
     gpt_free(&m);
 }
 
@@ -204,7 +279,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_model REF_DIR | test_model --write-inputs DIR\n");
         return 2;
     }
-    for (int k = 0; k < 2; k++) compare_with_torch(argv[1], &MODES[k]);
+    for (int k = 0; k < NUM_MODES; k++) compare_with_torch(argv[1], &MODES[k]);
     test_gamma0_and_threads();
     test_init();
     return test_summary("test_model");

@@ -70,6 +70,8 @@ expect_usage "heads not dividing dim" "--heads=3" --heads=3
 expect_usage "patch not dividing the image" "--patch=5" --patch=5
 expect_usage "bad model" "--model=resnet" --model=resnet
 expect_usage "bad attention" "--attn=y" --attn=y
+expect_usage "an attention per layer, too many" "lists more kinds than the 2 layers" --depth=2 --attn=std,x,x
+expect_usage "bad gamma-learn" "--gamma-learn=always" --gamma-learn=always
 expect_usage "bad dataset" "--dataset=imagenet" --dataset=imagenet
 expect_usage "dropout 1" "--dropout=1" --dropout=1
 expect_usage "malformed randaug" "--randaug=2" --randaug=2
@@ -130,10 +132,17 @@ check "no test on epoch 1 with --eval-every=2" grep -qE '^1,4,[^,]+,[^,]+,[^,]+,
 check "test after the last epoch" grep -qE '^3,12,([^,]+,){4}0\.[0-9]+,' "$OUT/e/metrics.csv"
 "$BIN" --config="$OUT/a/config.txt" --out="$OUT/conf" > /dev/null 2>&1
 check "config.txt read back gives the same run" diff <(losses "$OUT/a") <(losses "$OUT/conf")
+for v in x xsa; do
+    "$BIN" "${TINY[@]}" --attn=$v --gamma=0 --out="$OUT/${v}0" > /dev/null 2>&1
+    check "--attn=$v --gamma=0 equals --attn=std" diff <(losses "$OUT/a") <(losses "$OUT/${v}0")
+done
+"$BIN" "${TINY[@]}" --attn=xsa --out="$OUT/xsa1" > /dev/null 2>&1
+check "--attn=xsa differs from std" differ <(losses "$OUT/a") <(losses "$OUT/xsa1")
 
 # --- resume: 2 epochs straight == 1 + resume + 1 ----------------------------
 # (warmup 6 steps crosses the epoch boundary; dropout and RandAugment are on)
 for variant in "setadam:--optim=setadam" "adamw_x:--optim=adamw --wd=0.05 --attn=x --model=vit" \
+               "setadam_xsa_learn:--optim=setadam --attn=xsa --gamma-learn=layer" \
                "adam:--optim=adam --label-smoothing=0.1 --clip=1"; do
     name=${variant%%:*}; flags=${variant#*:}
     # shellcheck disable=SC2086
@@ -150,8 +159,8 @@ check "resume a finished run: exit 2, got $rc" [ "$rc" -eq 2 ]
 # a resumed run keeps its model: one line naming both values, exit 2, the run
 # directory untouched; other settings may change (printed, recorded)
 before=$(cd "$OUT/half_setadam" && md5sum -- *)
-for change in --dim=32 --depth=1 --heads=1 --mlp-dim=32 --patch=7 --model=vit --attn=x --gamma=0.5 \
-              --dataset=fashion-mnist; do
+for change in --dim=32 --depth=1 --heads=1 --mlp-dim=32 --patch=7 --model=vit --attn=x --attn=xsa \
+              --gamma=0.5 --gamma-learn=head --dataset=fashion-mnist; do
     name=${change%%=*}; name=${name#--}
     err=$("$BIN" --resume="$OUT/half_setadam" --epochs=3 "$change" 2>&1 >/dev/null); rc=$?
     was=$(grep "^$name=" "$OUT/half_setadam/config.txt")
@@ -250,7 +259,9 @@ case "$out" in *"update skipped"*"updates skipped for non-finite values"*) ok ;;
 MNIST_NORM=(0.1307 0.3081)
 for variant in "small_std:--model=vit_small --attn=std" "small_x:--model=vit_small --attn=x --gamma=0.5" \
                "vit_std:--model=vit --attn=std" "vit_x:--model=vit --attn=x --gamma=0.5" \
-               "vit_1head:--model=vit --heads=1 --attn=x"; do
+               "vit_1head:--model=vit --heads=1 --attn=x" "small_xsa:--model=vit_small --attn=xsa" \
+               "small_mix_learn:--model=vit_small --attn=x,xsa --gamma-learn=head --gamma=0.7" \
+               "vit_1head_xsa_learn:--model=vit --heads=1 --attn=xsa --gamma-learn=layer"; do
     name=${variant%%:*}; flags=${variant#*:}
     dir=$OUT/w_$name file=$OUT/w_$name.safetensors
     # shellcheck disable=SC2086
@@ -288,7 +299,7 @@ done
 "$BIN" --dataset=mnist --data-dir="$OUT/data" --batch=32 --epochs=2 --lr=1e-3 --log-every=100 --device=cpu \
     --init-from="$OUT/w_vit_x.safetensors" --out="$OUT/w_init" > "$OUT/w_init.log" 2>&1
 check "init-from run: exit code" [ $? -eq 0 ]
-check "init-from run: the file's model" grep -q 'vit, AttentionX attention on mnist.*dim 16, depth 2, heads 2, mlp 24' "$OUT/w_init.log"
+check "init-from run: the file's model" grep -q 'vit, AttentionX (gamma 0.5) on mnist.*dim 16, depth 2, heads 2, mlp 24' "$OUT/w_init.log"
 check "init-from run: config.txt has the file's settings" \
     [ "$(grep -cxE 'model=vit|attn=x|gamma=0.5|dim=16' "$OUT/w_init/config.txt")" -eq 4 ]
 "$BIN" --dataset=mnist --data-dir="$OUT/data" --batch=32 --epochs=1 --save-every=1 --lr=1e-3 --log-every=100 \
@@ -374,6 +385,16 @@ std_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --init-from="$OUT/w_small_std.safe
 x_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --attn=x --gamma=0.5 --init-from="$OUT/w_small_std.safetensors" 2>/dev/null)
 check "init-from --attn=x over std weights: evaluates ('$x_line')" grep -q '^val loss ' <<< "$x_line"
 check "init-from --attn=x over std weights: another model than std ('$std_line')" [ "$x_line" != "$std_line" ]
+# learned gammas the file lacks start at --gamma (0: the std model); a file's
+# learned gammas are left out when the run does not learn them
+l0_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --attn=xsa --gamma-learn=head --gamma=0 \
+          --init-from="$OUT/w_small_std.safetensors" 2>/dev/null)
+check "init-from std weights as xsa with learned gamma 0: std's line ('$l0_line')" [ "$l0_line" = "$std_line" ]
+mix_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --init-from="$OUT/w_small_mix_learn.safetensors" 2>/dev/null)
+fixed_line=$("$BIN" "${REUSE[@]}" --eval-only=1 --gamma-learn=none --gamma=0.7 \
+             --init-from="$OUT/w_small_mix_learn.safetensors" 2>/dev/null)
+check "init-from learned weights with --gamma-learn=none: evaluates ('$fixed_line')" grep -q '^val loss ' <<< "$fixed_line"
+check "init-from learned weights with --gamma-learn=none: not the learned model" [ "$fixed_line" != "$mix_line" ]
 expect_fail "init-from with --resume" 2 "--resume" \
     --resume="$OUT/w_small_std" --init-from="$OUT/w_small_std.safetensors"
 expect_fail "eval-only without --resume or --init-from" 2 "--eval-only=1 needs" "${REUSE[@]}" --eval-only=1

@@ -22,23 +22,40 @@
 enum { MAGIC_IN = 0x56495449, MAGIC_REF = 0x56495452, TB = 3 };
 static const Backend *be = &backend_ref;
 
+// A mode: the model kind, the attention of every layer (one kind, or one per
+// layer), gamma (fixed, or the initial value of the learned ones, which the
+// test's noise then makes differ per head and layer) and how gamma is learned.
 typedef struct {
     const char *name;
-    int kind, attn_x;
+    int kind, depth;
+    const char *kinds;   // attn_kinds_parse's list
     double gamma;
+    int learn;           // GammaLearn
 } Mode;
 static const Mode MODES[] = {
-    {"small_std", VIT_SMALL, 0, 0.0},
-    {"small_x", VIT_SMALL, 1, 1.0},
-    {"plain_x", VIT_PLAIN, 1, 0.5},
+    {"small_std", VIT_SMALL, 2, "std", 0.0, GAMMA_FIXED},
+    {"small_x", VIT_SMALL, 2, "x", 1.0, GAMMA_FIXED},
+    {"plain_x", VIT_PLAIN, 2, "x", 0.5, GAMMA_FIXED},
+    {"small_xsa", VIT_SMALL, 2, "xsa", 1.0, GAMMA_FIXED},
+    {"small_xsa_head", VIT_SMALL, 2, "xsa", 0.7, GAMMA_HEAD},
+    // a std layer between two variants: the learned gammas skip it
+    {"small_mix_head", VIT_SMALL, 3, "x,std,xsa", 0.7, GAMMA_HEAD},
+    {"plain_xsa_layer", VIT_PLAIN, 2, "std,xsa", 0.7, GAMMA_LAYER},
 };
-enum { NUM_MODES = sizeof MODES / sizeof MODES[0] };
+enum { NUM_MODES = sizeof MODES / sizeof MODES[0], MODE_SMALL_X = 1, MODE_SMALL_XSA_HEAD = 4 };
+
+static AttnConfig mode_attn(const Mode *mode) {
+    AttnConfig a = attn_config_uniform(ATTN_STD, (float)mode->gamma, mode->learn);
+    char err[160];
+    if (attn_kinds_parse(&a, mode->kinds, mode->depth, err, sizeof err)) die("mode %s: %s", mode->name, err);
+    return a;
+}
 
 // the tiny model: 3 x 8 x 8 images, patch 2 (16 patches, 17 tokens), 10 classes
 static ViTConfig tiny_config(const Mode *mode) {
     ViTConfig c = {.kind = mode->kind, .channels = 3, .height = 8, .width = 8, .patch = 2,
-                   .classes = 10, .dim = 16, .depth = 2, .heads = 2, .mlp_dim = 24,
-                   .attn_x = mode->attn_x, .gamma = (float)mode->gamma};
+                   .classes = 10, .dim = 16, .depth = mode->depth, .heads = 2, .mlp_dim = 24,
+                   .attn = mode_attn(mode)};
     return c;
 }
 
@@ -46,7 +63,7 @@ static void build_tiny(ViT *m, const Mode *mode, float *images, int *labels) {
     ViTConfig cfg = tiny_config(mode);
     vit_build(m, &cfg, be, TB);
     vit_init_weights(m, 1234);
-    // perturb gains, biases and temperatures away from 1, 0 and their init
+    // perturb gains, biases, temperatures and learned gammas away from 1, 0 and their init
     Rng rng;
     rng_seed(&rng, 99);
     for (size_t i = 0; i < m->layout.num_params; i++) m->params[i] += (real)(0.05 * rng_normal(&rng));
@@ -64,12 +81,17 @@ static void write_inputs(const char *dir) {
         snprintf(path, sizeof path, "%s/vit_tiny_%s.in", dir, MODES[k].name);
         FILE *f = xfopen(path, "wb");
         const ViTConfig *c = &m.cfg;
+        // the shape, gamma's learn mode, gamma, then the kind of each layer (AttnKind)
         int32_t head[14] = {MAGIC_IN, c->kind, c->channels, c->height, c->width, c->patch,
-                            c->classes, c->dim, c->depth, c->heads, c->mlp_dim, c->attn_x, TB,
+                            c->classes, c->dim, c->depth, c->heads, c->mlp_dim, c->attn.learn, TB,
                             (int32_t)m.layout.num_params};
-        double gamma = c->gamma;
+        double gamma = c->attn.gamma;
         xfwrite(head, sizeof head, f, path);
         xfwrite(&gamma, sizeof gamma, f, path);
+        for (int l = 0; l < c->depth; l++) {
+            int32_t kind = c->attn.kind[l];
+            xfwrite(&kind, sizeof kind, f, path);
+        }
         xfwrite(m.params, m.layout.num_params * sizeof(float), f, path);
         xfwrite(images, sizeof images, f, path);
         xfwrite(labels, sizeof labels, f, path);
@@ -122,7 +144,7 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     printf(", loss %.2e", e);
     vit_zero_grad(&m);
     vit_backward(&m, 1.0f);
-    double worst = 0;
+    double worst = 0, egamma = -1;
     const char *worst_name = "";
     for (int k = 0; k < m.layout.num_tensors; k++) {
         ParamSlice t = m.layout.tensors[k];
@@ -131,9 +153,12 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
         e = rel_err(ours, ref_grads + t.offset, (long)t.size);
         CHECK(e <= 1e-5, "%s: d%s relative error %.3g", mode->name, m.layout.tensor_names[k], e);
         if (getenv("VERBOSE")) printf("\n    d%s %.2e", m.layout.tensor_names[k], e);
+        if (!strcmp(m.layout.tensor_names[k], "attn_gamma")) egamma = e;
         if (e > worst) worst = e, worst_name = m.layout.tensor_names[k];
     }
-    printf(", worst gradient %.2e (d%s)\n", worst, worst_name);
+    printf(", worst gradient %.2e (d%s)", worst, worst_name);
+    if (egamma >= 0) printf(", dattn_gamma %.2e", egamma);
+    printf("\n");
     free(ours);
     free(ref_logits);
     free(ref_grads);
@@ -141,9 +166,9 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
 }
 
 // loss and gradients of one training forward/backward (dropout on), copied out
-static double run_once(int threads, real *grads_out, size_t cap) {
+static double run_once(const Mode *mode, int threads, real *grads_out, size_t cap) {
     omp_set_num_threads(threads);
-    ViTConfig cfg = tiny_config(&MODES[1]);
+    ViTConfig cfg = tiny_config(mode);
     cfg.dropout = 0.1f;
     cfg.emb_dropout = 0.1f;
     ViT m;
@@ -160,17 +185,40 @@ static double run_once(int threads, real *grads_out, size_t cap) {
     return loss;
 }
 
-static void test_threads(void) {
+static void test_threads(const Mode *mode) {
     const size_t cap = 1 << 16;
     real *g2 = xcalloc(cap, sizeof(real)), *g = xcalloc(cap, sizeof(real));
-    double l2 = run_once(2, g2, cap);
-    double l1 = run_once(1, g, cap);
-    CHECK(l1 == l2 && !memcmp(g, g2, cap * sizeof(real)), "1 and 2 threads must give bit-identical loss and gradients");
-    double l3 = run_once(3, g, cap);
-    CHECK(l3 == l2 && !memcmp(g, g2, cap * sizeof(real)), "2 and 3 threads must give bit-identical loss and gradients");
+    double l2 = run_once(mode, 2, g2, cap);
+    double l1 = run_once(mode, 1, g, cap);
+    CHECK(l1 == l2 && !memcmp(g, g2, cap * sizeof(real)),
+          "%s: 1 and 2 threads must give bit-identical loss and gradients", mode->name);
+    double l3 = run_once(mode, 3, g, cap);
+    CHECK(l3 == l2 && !memcmp(g, g2, cap * sizeof(real)),
+          "%s: 2 and 3 threads must give bit-identical loss and gradients", mode->name);
     omp_set_num_threads(2);
     free(g);
     free(g2);
+}
+
+// learned gammas: the last tensor, one per head (or one) of each variant layer,
+// starting at gamma, not decayed; none with a fixed gamma
+static void test_gamma_layout(void) {
+    for (int k = 0; k < NUM_MODES; k++) {
+        const Mode *mode = &MODES[k];
+        ViTConfig cfg = tiny_config(mode);
+        ViT m;
+        vit_build(&m, &cfg, be, 1);
+        vit_init_weights(&m, 5);
+        const ParamSlice *g = &m.layout.tensors[m.layout.num_tensors - 1];
+        const int want = attn_num_variant_layers(&cfg.attn, cfg.depth) * attn_gammas_per_layer(&cfg.attn, cfg.heads);
+        int ok = !strcmp(m.layout.tensor_names[m.layout.num_tensors - 1], "attn_gamma") && g->size == (size_t)want &&
+                 !g->decay && (want == 0 ? m.attn_gamma == NULL : m.attn_gamma == m.params + g->offset &&
+                                                                  g->offset + g->size == m.layout.num_params);
+        for (size_t i = 0; ok && i < g->size; i++) ok &= m.attn_gamma[i] == (float)mode->gamma;
+        CHECK(ok, "%s: attn_gamma %zu values at %zu of %zu, expected %d at the end, at gamma", mode->name, g->size,
+              g->offset, m.layout.num_params, want);
+        vit_free(&m);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -183,6 +231,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int k = 0; k < NUM_MODES; k++) compare_with_torch(argv[1], &MODES[k]);
-    test_threads();
+    test_threads(&MODES[MODE_SMALL_X]);
+    test_threads(&MODES[MODE_SMALL_XSA_HEAD]);
+    test_gamma_layout();
     return test_summary("test_vit_model");
 }

@@ -5,21 +5,28 @@ Reads an inputs file written by `build/test_vit_model --write-inputs DIR`: the
 model's shape, its float32 parameters in the project's flat layout (src/vit.h),
 a batch of normalised images and their labels. Builds the same model with
 plain torch ops in float64, written after kentaroy47/vision-transformers-cifar10
-(models/vit_small.py: SPT, LSA; models/vit.py: the plain ViT), with AttentionX
-on top, and writes the reference file the C test compares against: the logits,
-the mean cross-entropy loss, and the gradient of every parameter in the same
-flat layout. Dropout is 0 (the comparison is of the deterministic model).
+(models/vit_small.py: SPT, LSA; models/vit.py: the plain ViT), with the
+attention variants on top (std, x, xsa per layer, gamma fixed or learned per
+layer or per head: tests/torch_ref.py's variant), and writes the reference
+file the C test compares against: the logits, the mean cross-entropy loss, and
+the gradient of every parameter in the same flat layout (the learned gammas,
+attn_gamma, included). Dropout is 0 (the comparison is of the deterministic
+model).
 
     /usr/bin/python3 tests/torch_ref_vit.py IN_FILE REF_FILE
 
 Needs only Debian's python3-torch.
 """
 import math
+import os
 import struct
 import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_ref import KINDS, LEARN, attn_gamma_shape, attn_kinds, layer_gamma, variant  # noqa: E402
 
 MAGIC_IN, MAGIC_REF = 0x56495449, 0x56495452  # "VITI", "VITR"
 VIT_SMALL, VIT_PLAIN = 0, 1
@@ -30,12 +37,14 @@ def read_inputs(path):
     with open(path, "rb") as f:
         data = f.read()
     head = struct.unpack_from(HEADER, data, 0)
-    magic, kind, C, H, W, P, K, D, L, NH, M, attn_x, B, n_params = head
+    magic, kind, C, H, W, P, K, D, L, NH, M, learn, B, n_params = head
     if magic != MAGIC_IN:
         sys.exit(f"error: {path} is not a test_vit_model inputs file")
     off = struct.calcsize(HEADER)
     (gamma,) = struct.unpack_from("<d", data, off)
     off += 8
+    kinds = [KINDS[k] for k in struct.unpack_from(f"<{L}i", data, off)]
+    off += 4 * L
     params = torch.frombuffer(bytearray(data[off:off + 4 * n_params]), dtype=torch.float32)
     off += 4 * n_params
     n_pix = B * C * H * W
@@ -44,8 +53,8 @@ def read_inputs(path):
     labels = torch.frombuffer(bytearray(data[off:off + 4 * B]), dtype=torch.int32)
     if off + 4 * B != len(data):
         sys.exit(f"error: {path} has {len(data)} bytes, expected {off + 4 * B}")
-    cfg = dict(kind=kind, C=C, H=H, W=W, P=P, K=K, D=D, L=L, NH=NH, M=M, attn_x=attn_x,
-               gamma=gamma, B=B)
+    cfg = dict(kind=kind, C=C, H=H, W=W, P=P, K=K, D=D, L=L, NH=NH, M=M, kinds=kinds,
+               gamma=gamma, learn=LEARN[learn], B=B)
     return cfg, params.double(), images.double().view(B, C, H, W), labels.long()
 
 
@@ -56,13 +65,15 @@ def split_params(flat, c):
     proj = not (c["kind"] == VIT_PLAIN and NH == 1)   # models/vit.py: identity to_out
     PD = P * P * C * (5 if spt else 1)
     T = (c["H"] // P) * (c["W"] // P) + 1
+    g = attn_gamma_shape(c)
     shapes = [("patch_lnw", (PD,), spt), ("patch_lnb", (PD,), spt), ("patch_w", (D, PD), 1),
               ("patch_b", (D,), 1), ("cls", (D,), 1), ("pos", (T, D), 1),
               ("ln1w", (L, D), 1), ("ln1b", (L, D), 1), ("qkvw", (L, 3 * D, D), 1),
               ("log_temp", (L,), spt), ("attprojw", (L, D, D), proj), ("attprojb", (L, D), proj),
               ("ln2w", (L, D), 1), ("ln2b", (L, D), 1), ("fcw", (L, M, D), 1), ("fcb", (L, M), 1),
               ("fcprojw", (L, D, M), 1), ("fcprojb", (L, D), 1), ("head_lnw", (D,), 1),
-              ("head_lnb", (D,), 1), ("head_w", (K, D), 1), ("head_b", (K,), 1)]
+              ("head_lnb", (D,), 1), ("head_w", (K, D), 1), ("head_b", (K,), 1),
+              ("attn_gamma", g, g is not None)]
     p, off = {}, 0
     for name, shape, present in shapes:
         if not present:
@@ -114,7 +125,7 @@ def forward(p, c, img, trace=None):
         else:
             dots = dots * hs ** -0.5
         y = F.softmax(dots, dim=-1) @ v
-        o = y - c["gamma"] * v if c["attn_x"] else y          # AttentionX: O = PV - gamma V
+        o = variant(y, v, attn_kinds(c)[l], layer_gamma(p, c, l))
         if trace is not None:
             trace.append((y, v, o))
         o = o.transpose(1, 2).reshape(B, N + 1, D)

@@ -12,6 +12,12 @@ the mean cross-entropy with the val loss train_vit reported.
 
     /usr/bin/python3 tests/vit_safetensors_check.py FILE DATA_DIR MEAN STD VAL_LOSS
 
+The attention comes from __metadata__: attn (one kind, std, x or xsa, or a
+comma list of one per layer), gamma, and gamma_learn (none, layer or head;
+missing in files from before learned gammas: none). With a learned gamma each
+non-std layer i has transformer.layers.{i}.0.fn.gamma, shape (1) or (heads),
+and the model uses those values (tests/torch_ref.py: variant).
+
 DATA_DIR holds t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain).
 With LAYERS_CSV=RUN/layers.csv and LAYERS_BATCH=B in the environment it also
 checks the per-layer diagnostic of the first test batch (tests/layers_ref.py).
@@ -27,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import layers_ref  # noqa: E402
 import safetensors_read  # noqa: E402
+import torch_ref  # noqa: E402
 import torch_ref_vit  # noqa: E402
 
 SETTINGS = ("format", "model", "attn", "gamma", "channels", "image_height", "image_width",
@@ -37,11 +44,29 @@ def fail(msg):
     sys.exit(f"vit_safetensors_check: {msg}")
 
 
+def kinds_of(meta):
+    """attn: one kind for every layer, or one per layer"""
+    L = int(meta["depth"])
+    try:
+        return torch_ref.parse_kinds(meta["attn"], L)
+    except ValueError as e:
+        fail(f"__metadata__ {e}: expected one of {torch_ref.KINDS} or a comma list of {L}")
+
+
+def learn_of(meta):
+    try:
+        return torch_ref.learn_of(meta)
+    except ValueError as e:
+        fail(f"__metadata__ {e}")
+
+
 def expected_shapes(meta):
-    """The reference's state_dict names and shapes, from its module structure."""
+    """The reference's state_dict names and shapes, from its module structure,
+    and our learned gammas (not in the reference)."""
     small = meta["model"] == "vit_small"
     C, P, K = int(meta["channels"]), int(meta["patch_size"]), int(meta["num_classes"])
     D, L, NH, M = int(meta["dim"]), int(meta["depth"]), int(meta["heads"]), int(meta["mlp_dim"])
+    kinds, G = kinds_of(meta), {"none": 0, "layer": 1, "head": NH}[learn_of(meta)]
     if int(meta["dim_head"]) * NH != D:
         fail(f"dim_head {meta['dim_head']} x heads {NH} != dim {D}")
     T = (int(meta["image_height"]) // P) * (int(meta["image_width"]) // P) + 1
@@ -67,6 +92,8 @@ def expected_shapes(meta):
             s[a + "fn.temperature"] = []   # a scalar nn.Parameter
         if project_out:
             s.update({a + "fn.to_out.0.weight": [D, D], a + "fn.to_out.0.bias": [D]})
+        if G and kinds[i] != "std":   # the learned gammas of the variant layers
+            s[a + "fn.gamma"] = [G]
     return s
 
 
@@ -115,9 +142,12 @@ def main():
          "fcprojw": stack("1.fn.net.3.weight"), "fcprojb": stack("1.fn.net.3.bias"),
          "head_lnw": t["mlp_head.0.weight"], "head_lnb": t["mlp_head.0.bias"],
          "head_w": t["mlp_head.1.weight"], "head_b": t["mlp_head.1.bias"]}
+    # torch_ref's attn_gamma: the variant layers' learned values in layer order
+    learned = [t[f"transformer.layers.{i}.0.fn.gamma"] for i in range(L) if f"transformer.layers.{i}.0.fn.gamma" in t]
+    p["attn_gamma"] = torch.stack(learned) if learned else None
     cfg = {"kind": torch_ref_vit.VIT_SMALL if small else torch_ref_vit.VIT_PLAIN,
            "D": int(meta["dim"]), "NH": int(meta["heads"]), "L": L, "P": int(meta["patch_size"]),
-           "attn_x": meta["attn"] == "x", "gamma": float(meta["gamma"])}
+           "kinds": kinds_of(meta), "gamma": float(meta["gamma"]), "learn": learn_of(meta)}
 
     # the test split, ToTensor + Normalize in float32 as train_vit computes it
     px = read_idx(os.path.join(data_dir, "t10k-images-idx3-ubyte"), 0x803)
@@ -129,7 +159,8 @@ def main():
     with torch.no_grad():
         loss = F.cross_entropy(torch_ref_vit.forward(p, cfg, images), labels).item()
     rel = abs(loss - want) / abs(want)
-    print(f"vit_safetensors_check: {meta['model']} --attn={meta['attn']}, heads={meta['heads']}: "
+    print(f"vit_safetensors_check: {meta['model']} --attn={meta['attn']} --gamma={meta['gamma']} "
+          f"--gamma-learn={cfg['learn']}, heads={meta['heads']}: "
           f"{len(t)} tensors; val loss {want:.9f} (train_vit) vs torch {loss:.9f}: {rel:.2e} relative")
     if rel > 1e-5:
         fail(f"val loss differs by {rel:.2e} relative (more than 1e-5)")
@@ -137,8 +168,10 @@ def main():
         trace = []
         with torch.no_grad():
             torch_ref_vit.forward(p, cfg, images[:int(os.environ["LAYERS_BATCH"])], trace)
-        print("vit_safetensors_check: " + layers_ref.check(trace, cfg["attn_x"], cfg["gamma"],
-                                                           os.environ["LAYERS_CSV"], fail))
+        gammas = layers_ref.expected_gammas(cfg["kinds"], cfg["gamma"],
+                                            [torch_ref.layer_gamma(p, cfg, i) for i in range(L)]
+                                            if p["attn_gamma"] is not None else None)
+        print("vit_safetensors_check: " + layers_ref.check(trace, gammas, os.environ["LAYERS_CSV"], fail))
 
 
 if __name__ == "__main__":
