@@ -338,21 +338,25 @@ def group_runs(run_dirs):
     return [(labels[k], groups[k]) for k in order]
 
 
+# a setting name as scripts/compare writes it: <kind>-g<gamma>[-learn-<mode>]
+SETTING_NAME = re.compile(r"^(.*?)-g([-+0-9.eE]+)(?:-learn-(\w+))?$")
+
+
 def setting_sort_key(name):
-    m = re.match(r"^(.*?)-g([-+0-9.eE]+)$", name)
+    m = SETTING_NAME.match(name)
     if m:
         try:
-            return (m.group(1), float(m.group(2)), name)
+            return (m.group(1), float(m.group(2)), m.group(3) or "", name)
         except ValueError:
             pass
-    return (name, 0.0, name)
+    return (name, 0.0, "", name)
 
 
 def setting_label(name):
-    """'x-g0.5' -> 'x g=0.5' (AttentionX), 'std' -> 'std'."""
-    m = re.match(r"^(.*?)-g([-+0-9.eE]+)$", name)
+    """'x-g0.5' -> 'x g=0.5' (AttentionX), 'xsa-g1-learn-head' -> 'xsa g=1 learn=head', 'std' -> 'std'."""
+    m = SETTING_NAME.match(name)
     if m:
-        return "%s g=%s" % (m.group(1), m.group(2))
+        return "%s g=%s%s" % (m.group(1), m.group(2), " learn=" + m.group(3) if m.group(3) else "")
     return name
 
 

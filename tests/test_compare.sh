@@ -2,11 +2,13 @@
 # test_compare.sh - the comparison workflow end to end: scripts/compare on the
 # built-in task (summary.csv/summary.md columns and rows, curves.png with real
 # content, reuse of finished runs, resuming an interrupted comparison, a gamma
-# sweep), the statistics against known values, scripts/plot, the ViT table
-# builder (on a stand-in trainer that writes train_vit's metrics.csv), the
-# configs, get_data offline, and train_gpt's text sampling and prepare_text
-# shards read back by train_gpt (these two need the GPT-2 vocabulary:
-# scripts/get_gpt2_vocab; without it they are SKIPPED).
+# sweep), the statistics against known values, scripts/plot, more attention
+# kinds (--attns=std,x,xsa, --gamma-learn, std as the baseline; on a stand-in
+# trainer that writes train_gpt's metrics.csv), the ViT table builder (on a
+# stand-in trainer that writes train_vit's metrics.csv), the configs, get_data
+# offline, and train_gpt's text sampling and prepare_text shards read back by
+# train_gpt (these two need the GPT-2 vocabulary: scripts/get_gpt2_vocab;
+# without it they are SKIPPED).
 set -u
 cd "$(dirname "$0")/.."
 # the runs here are tiny: one thread each is fastest, and keeps OpenMP from
@@ -309,6 +311,201 @@ check "bad seeds: exit 2" [ $? -eq 2 ]
 err=$(scripts/compare --seeds=1 --out="$OUT/bad" "$BIN" --bogus=1 2>&1); rc=$?
 check "trainer usage error stops compare with 2" [ "$rc" -eq 2 ]
 check "trainer usage error: only one run tried" [ ! -e "$OUT/bad/x-g1-s1" ]
+
+# --- more attention kinds: --attns, --gamma-learn (a stand-in trainer) -------------
+# a stand-in for train_gpt that takes --attn=std|x|xsa and --gamma-learn=none|layer|head
+# (so these tests do not depend on the trainers having them) and writes train_gpt's
+# metrics.csv, layers.csv and config.txt; it refuses --gamma/--gamma-learn on a std
+# run. val_loss = 3 + seed/100 + 1/(1+step) + effect, effect = {x: -0.1, xsa: -0.2} *
+# gamma * (1 + seed/10), minus 0.01 (layer) or 0.02 (head) for a learned gamma, so
+# the differences to std are known: x-g1 -0.12, xsa-g1 -0.24 over seeds 1,2,3.
+# FAKE_STOP names a file holding a run's name: that run stops after step 4 with a
+# checkpoint and exit 130 (as train_gpt on Ctrl-C), once.
+cat > "$OUT/fake_gpt" <<'EOF'
+#!/usr/bin/env python3
+import os, sys
+a = {}
+for x in sys.argv[1:]:
+    if not x.startswith("--") or "=" not in x:
+        print("error: bad argument %s" % x); sys.exit(2)
+    k, v = x[2:].split("=", 1); a[k] = v
+if os.environ.get("FAKE_LOG"):
+    open(os.environ["FAKE_LOG"], "a").write(" ".join(sys.argv[1:]) + "\n")
+if "resume" in a:
+    run = a["resume"]
+    conf = dict(l.strip().split("=", 1) for l in open(run + "/config.txt") if "=" in l and not l.startswith("#"))
+    start = int(open(run + "/checkpoint.bin").read())
+else:
+    conf = {"attn": "std", "gamma": "1", "gamma-learn": "none", "seed": "1", "steps": "10", "out": "", "eval-every": "5"}
+    for k, v in a.items():
+        if k not in conf and k != "overwrite":
+            print("error: unknown flag --%s" % k); sys.exit(2)
+        conf[k] = v
+    if conf["attn"] not in ("std", "x", "xsa"):
+        print("error: --attn=%s: expected std, x or xsa" % conf["attn"]); sys.exit(2)
+    if conf["gamma-learn"] not in ("none", "layer", "head"):
+        print("error: --gamma-learn=%s: expected none, layer or head" % conf["gamma-learn"]); sys.exit(2)
+    if conf["attn"] == "std" and ("gamma" in a or "gamma-learn" in a):
+        print("error: a std run got --gamma or --gamma-learn"); sys.exit(2)
+    run = conf["out"]
+    if os.path.exists(run + "/metrics.csv") and a.get("overwrite") != "1":
+        print("error: %s exists (--overwrite=1)" % run); sys.exit(1)
+    start = 0
+os.makedirs(run, exist_ok=True)
+steps, seed, every, gamma = int(conf["steps"]), int(conf["seed"]), int(conf["eval-every"]), float(conf["gamma"])
+effect = {"std": 0.0, "x": -0.1, "xsa": -0.2}[conf["attn"]] * gamma * (1 + 0.1 * seed) \
+    + (0.0 if conf["attn"] == "std" else {"none": 0.0, "layer": -0.01, "head": -0.02}[conf["gamma-learn"]])
+with open(run + "/config.txt", "w") as f:
+    f.write("# fake_gpt settings\n" + "".join("%s=%s\n" % kv for kv in conf.items()))
+mode = "a" if start else "w"
+m, l = open(run + "/metrics.csv", mode), open(run + "/layers.csv", mode)
+if not start:
+    m.write("step,tokens,lr,train_loss,val_loss,val_acc,grad_norm,step_ms,tokens_per_s\n")
+    l.write("step,layer,disc,cos_yv,gamma,out_rms\n")
+stop = os.environ.get("FAKE_STOP")
+stop_here = stop and os.path.exists(stop) and open(stop).read().strip() == os.path.basename(os.path.normpath(run))
+for s in range(start, steps + 1):
+    loss = 3.0 + 0.01 * seed + 1.0 / (1 + s) + effect
+    ev = s % every == 0 or s == steps
+    m.write("%d,%d,0.001,%s,%s,%s,1.0,2.0,60000\n" % (s, 128 * s, "" if s == 0 else "%.6f" % (loss + 0.05),
+            "%.6f" % loss if ev else "", "%.6f" % (0.5 - effect) if ev else ""))
+    if ev:
+        for layer in range(2):
+            l.write("%d,%d,%.6f,0.5,%s,0.1\n" % (s, layer, 0.8 - 0.1 * layer - 0.01 * s,
+                    "" if conf["attn"] == "std" else conf["gamma"]))
+    if stop_here and s == 4:
+        m.close(); l.close()
+        open(run + "/checkpoint.bin", "w").write("5")
+        os.remove(stop)
+        print("interrupted at step 4; checkpoint written")
+        sys.exit(130)
+m.close(); l.close()
+print("done: %d steps" % steps)
+EOF
+chmod +x "$OUT/fake_gpt"
+FK=$OUT/fake_gpt
+# a three-way comparison: std, x and xsa over 3 seeds
+K=$OUT/kinds
+FAKE_LOG=$OUT/kinds.calls scripts/compare --attns=std,x,xsa --seeds=1,2,3 --out="$K" --quiet=1 "$FK" --steps=10 \
+    > "$OUT/kinds.log" 2>&1
+check "three kinds: exit code" [ $? -eq 0 ]
+check "three kinds: 9 runs" [ "$(wc -l < "$OUT/kinds.calls")" -eq 9 ]
+for r in std-s1 x-g1-s1 xsa-g1-s1 std-s2 x-g1-s2 xsa-g1-s2 std-s3 x-g1-s3 xsa-g1-s3; do
+    check "three kinds: run $r finished" grep -q '^10,' "$K/$r/metrics.csv"
+done
+check "three kinds: xsa run flags" grep -qx -- "--steps=10 --attn=xsa --gamma=1 --seed=2 --out=$K/xsa-g1-s2" "$OUT/kinds.calls"
+check "three kinds: std runs get no --gamma" [ "$(grep -- '--attn=std' "$OUT/kinds.calls" | grep -c -- '--gamma')" -eq 0 ]
+check "three kinds: summary.csv header unchanged" [ "$(head -n 1 "$K/summary.csv")" = \
+    "kind,setting,attn,gamma,seed,metric,n,mean,std,diff,ci_low,ci_high,p_value,status" ]
+check "three kinds: std setting row" grep -qE '^setting,std,std,,1;2;3,best_val_loss,3,[0-9.]+,[0-9.e-]+,,,,,done$' "$K/summary.csv"
+for st in x-g1,x xsa-g1,xsa; do
+    check "three kinds: setting row $st with CI and p" \
+        grep -qE "^setting,$st,1,1;2;3,best_val_loss,3,[0-9.]+,[0-9.e-]+,-[0-9.e-]+,-[0-9.e-]+,-[0-9.e-]+,[0-9.e-]+,done$" "$K/summary.csv"
+done
+check "three kinds: 45 run rows" [ "$(grep -c '^run,' "$K/summary.csv")" -eq 45 ]
+# std is the paired baseline of every row: each run's diff is its value minus the
+# std run of its seed, each setting's test is paired against std, with the known sizes
+base=$("$PY" - "$K" <<'PY' 2>&1
+import csv, sys
+sys.path.insert(0, "scripts")
+import attnx_lib as L
+rows = list(csv.DictReader(open(sys.argv[1] + "/summary.csv")))
+bad = []
+def runs(setting, metric):
+    return {r["seed"]: float(r["mean"]) for r in rows if r["kind"] == "run" and r["setting"] == setting and r["metric"] == metric}
+for setting, want in (("x-g1", -0.12), ("xsa-g1", -0.24)):
+    for metric in ("best_val_loss", "final_val_loss", "final_val_acc"):
+        v, s = runs(setting, metric), runs("std", metric)
+        for r in rows:
+            if r["kind"] == "run" and r["setting"] == setting and r["metric"] == metric:
+                if abs(float(r["diff"]) - (v[r["seed"]] - s[r["seed"]])) > 1e-9:
+                    bad.append("%s seed %s %s: diff %s" % (setting, r["seed"], metric, r["diff"]))
+        t = L.paired_test([v[k] for k in sorted(v)], [s[k] for k in sorted(v)])
+        row = [r for r in rows if r["kind"] == "setting" and r["setting"] == setting and r["metric"] == metric][0]
+        for key in ("diff", "ci_low", "ci_high", "p_value"):
+            if abs(float(row[key]) - t[key]) > 1e-6 * max(1.0, abs(t[key])):
+                bad.append("%s %s %s: %s vs %s" % (setting, metric, key, row[key], t[key]))
+        sign = -1 if metric.endswith("acc") else 1
+        if abs(sign * float(row["diff"]) - want) > 1e-5:
+            bad.append("%s %s: diff %s, expected %g" % (setting, metric, row["diff"], sign * want))
+std_rows = [r for r in rows if r["setting"] == "std"]
+if any(r["diff"] or r["p_value"] for r in std_rows):
+    bad.append("std rows have a difference")
+if [r["attn"] for r in rows if r["kind"] == "setting" and r["metric"] == "best_val_loss"] != ["std", "x", "xsa"]:
+    bad.append("setting order/attn column")
+print("\n".join(bad) if bad else "baseline ok")
+PY
+)
+check "three kinds: std is the baseline: $base" [ "$base" = "baseline ok" ]
+check "three kinds: summary.md std row first" bash -c "grep -E '^\| (std|x g=1|xsa g=1) ' '$K/summary.md' | head -n 1 | grep -q '^| std '"
+check "three kinds: summary.md xsa row with CI and p" grep -qE '^\| xsa g=1 +\| 3 +\| [0-9.]+ ± [0-9.]+ +\| -0\.2400 \[-[0-9.]+, -[0-9.]+\] +\| [0-9.e-]+ ' "$K/summary.md"
+check "three kinds: summary.md x row" grep -qE '^\| x g=1 +\| 3 +\| [0-9.]+ ± [0-9.]+ +\| -0\.1200 \[' "$K/summary.md"
+check "three kinds: summary.md run row xsa-g1-s3" grep -qE '^\| xsa-g1-s3 +\| xsa +\| 1 +\| 3 ' "$K/summary.md"
+if png=$(png_ok "$K/curves.png" 2>&1); then ok; else bad "three kinds: curves.png: $png"; fi
+if png=$(png_ok "$K/layers.png" 2>&1); then ok; else bad "three kinds: layers.png: $png"; fi
+
+# an existing std/x comparison is reused when xsa is added: only the xsa runs are started
+A=$OUT/addkind
+FAKE_LOG=$OUT/addkind.calls scripts/compare --seeds=1,2 --out="$A" --quiet=1 --plot=0 "$FK" --steps=10 > "$OUT/addkind1.log" 2>&1
+check "std,x by default: exit code" [ $? -eq 0 ]
+check "std,x by default: run names unchanged" [ -f "$A/std-s2/metrics.csv" -a -f "$A/x-g1-s2/metrics.csv" -a ! -e "$A/xsa-g1-s1" ]
+FAKE_LOG=$OUT/addkind.calls scripts/compare --seeds=1,2 --attns=std,x,xsa --out="$A" --quiet=1 --plot=0 "$FK" --steps=10 \
+    > "$OUT/addkind2.log" 2>&1
+check "adding xsa: exit code" [ $? -eq 0 ]
+check "adding xsa: std and x reused" [ "$(grep -c 'reused' "$OUT/addkind2.log")" -eq 4 ]
+check "adding xsa: only 2 new runs" [ "$(wc -l < "$OUT/addkind.calls")" -eq 6 ]
+check "adding xsa: both in the summary" grep -qE '^setting,xsa-g1,xsa,1,1;2,best_val_loss,2,' "$A/summary.csv"
+
+# a learned gamma: std is added (it is not listed) and first; the names carry -learn-head
+G=$OUT/learn
+echo xsa-g1-learn-head-s2 > "$OUT/stop"
+FAKE_STOP=$OUT/stop FAKE_LOG=$OUT/learn.calls scripts/compare --attns=xsa --gamma-learn=head --seeds=1,2 --out="$G" \
+    --quiet=1 "$FK" --steps=10 > "$OUT/learn1.log" 2>&1
+check "gamma-learn, interrupted: exit 130" [ $? -eq 130 ]
+check "gamma-learn: std run first" [ "$(head -n 1 "$OUT/learn.calls")" = "--steps=10 --attn=std --seed=1 --out=$G/std-s1" ]
+check "gamma-learn: xsa flags" grep -qx -- "--steps=10 --attn=xsa --gamma=1 --gamma-learn=head --seed=1 --out=$G/xsa-g1-learn-head-s1" "$OUT/learn.calls"
+check "gamma-learn: std runs get no --gamma-learn" [ "$(grep -- '--attn=std' "$OUT/learn.calls" | grep -c -- '--gamma')" -eq 0 ]
+FAKE_LOG=$OUT/learn.calls scripts/compare --attns=xsa --gamma-learn=head --seeds=1,2 --out="$G" --quiet=1 "$FK" --steps=10 \
+    > "$OUT/learn2.log" 2>&1
+check "gamma-learn, resumed: exit code" [ $? -eq 0 ]
+check "gamma-learn, resumed: the others reused" [ "$(grep -c 'reused' "$OUT/learn2.log")" -eq 3 ]
+check "gamma-learn, resumed: --resume used" grep -q "xsa-g1-learn-head-s2: resuming (step 4 of 10): .*--resume=$G/xsa-g1-learn-head-s2" "$OUT/learn2.log"
+FAKE_LOG= "$FK" --steps=10 --attn=xsa --gamma=1 --gamma-learn=head --seed=2 --out="$OUT/learn_straight" > /dev/null 2>&1
+check "gamma-learn, resumed: same metrics as straight through" cmp -s "$G/xsa-g1-learn-head-s2/metrics.csv" "$OUT/learn_straight/metrics.csv"
+check "gamma-learn: setting row" grep -qE '^setting,xsa-g1-learn-head,xsa,1,1;2,best_val_loss,2,[0-9.]+,[0-9.e-]+,-0\.2(5|49999)[0-9]*,' "$G/summary.csv"
+check "gamma-learn: summary.md row" grep -qE '^\| xsa g=1 learn=head +\| 2 ' "$G/summary.md"
+check "gamma-learn: summary.md says so" grep -q 'Gamma learned per head (--gamma-learn=head)' "$G/summary.md"
+check "gamma-learn: summary.md run row" grep -qE '^\| xsa-g1-learn-head-s2 +\| xsa +\| 1 +\| 2 ' "$G/summary.md"
+if png=$(png_ok "$G/curves.png" 2>&1); then ok; else bad "gamma-learn: curves.png: $png"; fi
+
+# a gamma sweep over two kinds; and one over xsa alone does not fail the comparison
+W=$OUT/kinds_sweep
+scripts/compare --attns=x,xsa --gammas=0.5,1 --seeds=1,2 --out="$W" --quiet=1 "$FK" --steps=10 > "$OUT/kinds_sweep.log" 2>&1
+check "two-kind sweep: exit code" [ $? -eq 0 ]
+check "two-kind sweep: 4 settings" [ "$(grep -c '^setting,[a-z]*-g[0-9.]*,[a-z]*,[0-9.]*,1;2,best_val_loss,2,' "$W/summary.csv")" -eq 4 ]
+if png=$(png_ok "$W/gamma_sweep.png" 2>&1); then ok; else bad "two-kind sweep: gamma_sweep.png: $png"; fi
+scripts/compare --attns=xsa --gammas=0.5,1 --seeds=1 --out="$OUT/xsa_sweep" --quiet=1 "$FK" --steps=10 > "$OUT/xsa_sweep.log" 2>&1
+check "xsa-only sweep: exit code" [ $? -eq 0 ]
+check "xsa-only sweep: tables" grep -q '^setting,xsa-g0.5,xsa,0.5,1,' "$OUT/xsa_sweep/summary.csv"
+check "xsa-only sweep: gamma_sweep.png written or reported" grep -q 'gamma_sweep.png' "$OUT/xsa_sweep.log"
+
+# usage errors of --attns and --gamma-learn: one line naming the option and value, exit 2, no run
+err=$(scripts/compare --attns=std,foo --out="$OUT/u2" "$FK" 2>&1); rc=$?
+check "unknown kind: exit 2" [ "$rc" -eq 2 ]
+check "unknown kind: one line naming --attns and foo: $err" \
+    bash -c "[ \$(printf '%s\n' \"\$1\" | wc -l) -eq 1 ] && [[ \"\$1\" == *--attns* ]] && [[ \"\$1\" == *foo* ]]" _ "$err"
+err=$(scripts/compare --gamma-learn=sometimes --out="$OUT/u2" "$FK" 2>&1); rc=$?
+check "unknown learn mode: exit 2" [ "$rc" -eq 2 ]
+check "unknown learn mode: one line naming it: $err" \
+    bash -c "[ \$(printf '%s\n' \"\$1\" | wc -l) -eq 1 ] && [[ \"\$1\" == *--gamma-learn=sometimes* ]]" _ "$err"
+err=$(scripts/compare --out="$OUT/u2" "$FK" --gamma-learn=head 2>&1); rc=$?
+check "trainer flag --gamma-learn: exit 2, named" bash -c "[ $rc -eq 2 ] && [[ \"\$1\" == *--gamma-learn=head* ]]" _ "$err"
+err=$(scripts/compare --out="$OUT/u2" "$FK" --attns=x,xsa 2>&1); rc=$?
+check "--attns after TRAINER: exit 2, named" bash -c "[ $rc -eq 2 ] && [[ \"\$1\" == *--attns=x,xsa* ]]" _ "$err"
+scripts/compare --attns=std --out="$OUT/u2" "$FK" > /dev/null 2>&1
+check "--attns=std alone: exit 2" [ $? -eq 2 ]
+check "usage errors: no run started" [ ! -e "$OUT/u2" ]
+check "usage text names --attns and --gamma-learn" bash -c "scripts/compare --help | grep -q -- '--attns=LIST' && scripts/compare --help | grep -q -- '--gamma-learn=none|layer|head'"
 
 # --- a train_vit-like trainer (epochs) and the Table 1 builder --------------------
 # a stand-in with train_vit's flags and metrics.csv header: accuracy depends on
