@@ -20,13 +20,25 @@ ifeq ($(HAVE_BLAS),1)
 LDLIBS += -lopenblas
 endif
 
+# MPI for data parallelism (`mpirun -np N ./train_gpt`; Debian: libopenmpi-dev),
+# unless NO_MPI=1; without it the trainers run as one process and `make` says so
+ifneq ($(NO_MPI),1)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+endif
+HAVE_MPI := $(if $(MPI_LIBS),1)
+ifeq ($(HAVE_MPI),1)
+LDLIBS += $(MPI_LIBS)
+%/src/dist.o: CFLAGS += -DHAVE_MPI $(MPI_CFLAGS)
+endif
+
 # the CUDA toolkit: found on PATH or in /usr/local/cuda, unless NO_CUDA=1
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 ifeq ($(NO_CUDA),1)
 NVCC :=
 endif
-# CPU-only objects differ (backend.c), and so do those without OpenBLAS (cpu_gemm.c)
-BUILD ?= $(if $(NVCC),build,build/cpu)$(if $(HAVE_BLAS),,/noblas)
+# CPU-only objects differ (backend.c), and so do those without OpenBLAS (cpu_gemm.c) or MPI (dist.c)
+BUILD ?= $(if $(NVCC),build,build/cpu)$(if $(HAVE_BLAS),,/noblas)$(if $(HAVE_MPI),,/nompi)
 
 # the top-level binaries are relinked when the build flavour (BUILD) changes
 BUILD_FLAVOUR := $(shell mkdir -p build && (echo "$(BUILD)" | cmp -s - build/.flavour || \
@@ -35,7 +47,7 @@ BUILD_FLAVOUR := $(shell mkdir -p build && (echo "$(BUILD)" | cmp -s - build/.fl
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
          src/vit.c src/runctl.c src/params.c src/safetensors.c src/layer_stats.c src/gpt_weights.c \
-         src/vit_weights.c src/attn_config.c src/attn_flags.c
+         src/vit_weights.c src/attn_config.c src/attn_flags.c src/dist.c
 OPS = attention.c variants.c layers.c attention_fast.c variants_fast.c layers_fast.c cpu_gemm.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks
@@ -75,6 +87,9 @@ GPT2_VOCAB ?= data/gpt2
 all: $(BINARIES)
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found: built CPU-only binaries (--device=cuda is unavailable)"
+endif
+ifneq ($(HAVE_MPI),1)
+	@echo "note: mpicc not found (apt-get install libopenmpi-dev): the trainers run as one process (no mpirun -np N)"
 endif
 ifneq ($(HAVE_BLAS),1)
 	@echo "note: OpenBLAS not found (apt-get install libopenblas-openmp-dev): the fast CPU backend uses the project's own blocked SGEMM"
@@ -133,7 +148,7 @@ test: all $(TESTS)
 	    $(BUILD)/test_gradcheck $(BUILD)/test_optim $(BUILD)/test_data $(BUILD)/test_images \
 	    $(BUILD)/test_augment $(BUILD)/test_fast tests/test_model.sh tests/test_tokenizer.sh \
 	    tests/test_cli.sh $(BUILD)/test_gradcheck_vit tests/test_vit_model.sh tests/test_vit_cli.sh \
-	    tests/test_compare.sh tests/test_crash.sh
+	    tests/test_compare.sh tests/test_crash.sh tests/test_mpi.sh
 
 test-gpu: all
 ifeq ($(NVCC),)

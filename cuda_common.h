@@ -211,7 +211,7 @@ void cls_pos_forward_cuda(float *out, const float *x, const float *cls, const fl
 void cls_pos_backward_cuda(float *dx, float *dcls, float *dpos, const float *dout, int B, int Np,
                            int D);
 void dropout_forward_cuda(float *out, float *mask, const float *inp, size_t n, float p,
-                          uint64_t seed);
+                          uint64_t seed, uint64_t first);
 void dropout_backward_cuda(float *dinp, const float *dout, const float *mask, size_t n);
 void cls_select_forward_cuda(float *out, const float *x, int B, int T, int D);
 void cls_select_backward_cuda(float *dx, const float *dout, int B, int T, int D);

@@ -441,17 +441,17 @@ void cls_pos_backward_ref(real *dx, real *dcls, real *dpos, const real *dout, in
     }
 }
 
-// the keep test of element i: hash64(seed, i) >> 11 (53 random bits) >= p 2^53 (as layers.cu)
+// the keep test of element i: hash64(seed, first + i) >> 11 (53 random bits) >= p 2^53 (as layers.cu)
 static uint64_t dropout_threshold(float p) { return (uint64_t)((double)p * 9007199254740992.0); }
 
 // mask_i = keep_i / (1 - p);  out_i = inp_i mask_i
 void dropout_forward_ref(real *out, real *mask, const real *inp, size_t n, float p,
-                                uint64_t seed) {
+                                uint64_t seed, uint64_t first) {
     const uint64_t threshold = dropout_threshold(p);
     const real scale = (real)(1.0 / (1.0 - (double)p));
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) {
-        real keep = (hash64(seed, i) >> 11) >= threshold ? scale : 0;
+        real keep = (hash64(seed, first + i) >> 11) >= threshold ? scale : 0;
         mask[i] = keep;
         out[i] = inp[i] * keep;
     }

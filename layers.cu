@@ -885,12 +885,12 @@ void cls_pos_backward_cuda(float *dx, float *dcls, float *dpos, const float *dou
     }
 }
 
-// mask_i = [hash64(seed, i) >> 11 >= threshold] scale;  out_i = inp_i mask_i
+// mask_i = [hash64(seed, first + i) >> 11 >= threshold] scale;  out_i = inp_i mask_i
 __global__ void dropout_forward_kernel(float *out, float *mask, const float *inp, size_t n,
-                                       uint64_t threshold, float scale, uint64_t seed) {
+                                       uint64_t threshold, float scale, uint64_t seed, uint64_t first) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        const float keep = (hash64(seed, i) >> 11) >= threshold ? scale : 0.0f;
+        const float keep = (hash64(seed, first + i) >> 11) >= threshold ? scale : 0.0f;
         mask[i] = keep;
         out[i] = inp[i] * keep;
     }
@@ -905,13 +905,13 @@ __global__ void dropout_backward_kernel(float *dinp, const float *dout, const fl
 }
 
 void dropout_forward_cuda(float *out, float *mask, const float *inp, size_t n, float p,
-                          uint64_t seed) {
+                          uint64_t seed, uint64_t first) {
     if (!n) return;
     // the threshold p 2^53 and the scale 1 / (1 - p) computed as layers.c does
     const uint64_t threshold = (uint64_t)((double)p * 9007199254740992.0);
     const float scale = (float)(1.0 / (1.0 - (double)p));
     dropout_forward_kernel<<<grid_for(n, BLOCK), BLOCK, 0, cuda_stream()>>>(out, mask, inp, n,
-                                                                           threshold, scale, seed);
+                                                                           threshold, scale, seed, first);
     CUDA_LAUNCH_CHECK();
 }
 

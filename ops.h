@@ -213,10 +213,12 @@ typedef struct Backend {
     // (sums over b in order). Any gradient may be NULL.
     void (*cls_pos_backward)(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np,
                              int D);
-    // inverted dropout: mask_i = [hash64(seed, i) >> 11 >= p 2^53] / (1 - p), out = inp * mask;
-    // p in [0, 1); p = 0 keeps everything (mask 1). out may equal inp.
+    // inverted dropout: mask_i = [hash64(seed, first + i) >> 11 >= p 2^53] / (1 - p),
+    // out = inp * mask; p in [0, 1); p = 0 keeps everything (mask 1). out may equal inp.
+    // first: element i is element first + i of the whole batch, so a process's
+    // share of a batch (data parallelism) draws the masks the whole batch would.
     void (*dropout_forward)(real *out, real *mask, const real *inp, size_t n, float p,
-                            uint64_t seed);
+                            uint64_t seed, uint64_t first);
     // dinp += dout * mask
     void (*dropout_backward)(real *dinp, const real *dout, const real *mask, size_t n);
     // out[b,:] = x[b,0,:]: the cls token of each sequence (x: B x T x D)

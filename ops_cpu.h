@@ -28,7 +28,8 @@ void patchify_forward_ref(real *out, const real *images, int B, int C, int H, in
 void cls_pos_forward_ref(real *out, const real *x, const real *cls, const real *pos, int B, int Np,
                          int D);
 void cls_pos_backward_ref(real *dx, real *dcls, real *dpos, const real *dout, int B, int Np, int D);
-void dropout_forward_ref(real *out, real *mask, const real *inp, size_t n, float p, uint64_t seed);
+void dropout_forward_ref(real *out, real *mask, const real *inp, size_t n, float p, uint64_t seed,
+                         uint64_t first);
 void dropout_backward_ref(real *dinp, const real *dout, const real *mask, size_t n);
 void cls_select_forward_ref(real *out, const real *x, int B, int T, int D);
 void cls_select_backward_ref(real *dx, const real *dout, int B, int T, int D);

@@ -16,6 +16,7 @@
 #include "src/ckpt.h"
 #include "src/common.h"
 #include "src/csv.h"
+#include "src/dist.h"
 #include "src/flags.h"
 #include "src/gpt.h"
 #include "src/mqar.h"
@@ -160,13 +161,29 @@ static void open_data(Data *d, int *vocab) {
     }
 }
 
+// The forward of this process's share of a global batch (its rows rank*B/N ..;
+// all of it in one process): returns the global batch's mean loss, and makes
+// the backward's mean the global one, so the gradients summed over processes
+// are the one-process run's.
+static double forward_share(GPT *m, const int *inputs, const int *targets) {
+    const int n = dist_size(), rows = S.batch / n;
+    const size_t at = (size_t)dist_rank() * rows * S.seq;
+    double mean = gpt_forward(m, inputs + at, targets + at, rows, S.seq);
+    if (n == 1) return mean;
+    double t[2] = {mean * m->num_valid, (double)m->num_valid};
+    dist_sum_double(t, 2);
+    gpt_set_loss_count(m, (int)t[1]);
+    return t[1] > 0 ? t[0] / t[1] : 0.0;
+}
+
 static void train_batch(Data *d, uint64_t index, int *inputs, int *targets) {
     if (d->is_mqar) mqar_batch(&d->mqar, (uint64_t)S.seed, MQAR_TRAIN, index, S.batch, inputs, targets);
     else token_loader_next(&d->train, S.batch, inputs, targets);
 }
 
 // mean loss and accuracy over the same eval_batches validation batches; with
-// `stats`, the per-layer diagnostic of the first of them (layers.csv)
+// `stats`, the per-layer diagnostic of the first of them (layers.csv; under
+// data parallelism, of rank 0's share of it)
 static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, double *acc, LayerStat *stats) {
     if (!d->is_mqar) token_loader_rewind(&d->val, (uint64_t)S.seed + 1);
     double loss_sum = 0, correct = 0;
@@ -174,7 +191,8 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
     for (int k = 0; k < S.eval_batches; k++) {
         if (d->is_mqar) mqar_batch(&d->mqar, (uint64_t)S.seed, MQAR_VAL, (uint64_t)k, S.batch, inputs, targets);
         else token_loader_next(&d->val, S.batch, inputs, targets);
-        gpt_forward(m, inputs, targets, S.batch, S.seq);
+        const size_t at = (size_t)dist_rank() * (S.batch / dist_size()) * S.seq;
+        gpt_forward(m, inputs + at, targets + at, S.batch / dist_size(), S.seq);
         if (k == 0 && stats) gpt_layer_stats(m, stats);
         int n;
         double a = gpt_last_accuracy(m, &n);
@@ -182,6 +200,9 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
         correct += a * n;
         count += n;
     }
+    double sums[3] = {loss_sum, correct, (double)count};   // over every process's share
+    dist_sum_double(sums, 3);
+    loss_sum = sums[0], correct = sums[1], count = (long)sums[2];
     *loss = count ? loss_sum / count : NAN;
     *acc = count ? correct / count : NAN;
 }
@@ -218,7 +239,7 @@ static void eval_only(GPT *m, Data *d) {
     evaluate(m, d, inputs, targets, &loss, &acc, NULL);
     printf("val loss %.6f | val acc %.6f\n", loss, acc);
     if (*S.export_path) {
-        export_weights(m, S.export_path);
+        if (dist_is_root()) export_weights(m, S.export_path);
         printf("wrote %s\n", S.export_path);
     }
     free(inputs);
@@ -284,6 +305,7 @@ static void shape_from_file(const GPTWeights *w) {
 // ----------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_gpt", SUMMARY);
     flags_check_resume(FLAGS, NUM_FLAGS, MODEL_FLAGS, S.resume);
     GPTWeights init = {0};
@@ -305,12 +327,15 @@ int main(int argc, char **argv) {
     if (S.eval_only && !*S.resume && !*S.init_from)
         die_usage("--eval-only=1 needs --resume=DIR or --init-from=FILE: the weights to evaluate");
     const Backend *be = backend_from_flag(S.device);
+    const int nproc = dist_size();
+    dist_check_run(S.batch, be, S.device);
 
     // run directory
     char default_dir[256];
     attn_run_name(default_dir, sizeof default_dir, "runs/gpt", &attn, S.layers, S.seed);
     RunPaths run;
     run_paths(&run, S.resume, S.out, default_dir, S.overwrite || S.eval_only);   // eval-only writes nothing
+    dist_barrier();   // every process has looked at the run directory before rank 0 writes to it
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     Data data;
@@ -322,7 +347,7 @@ int main(int argc, char **argv) {
     GPTConfig cfg = {.vocab = vocab, .padded_vocab = gpt_padded_vocab(vocab), .max_seq = S.seq,
                      .layers = S.layers, .heads = S.heads, .embd = S.embd, .bias = S.bias, .attn = attn};
     GPT model;
-    gpt_build(&model, &cfg, be, S.batch);
+    gpt_build(&model, &cfg, be, S.batch / nproc);
     gpt_init_weights(&model, (uint64_t)S.seed);
     if (*S.init_from) {
         if (vocab > init.file_rows || (init.cfg.vocab && vocab != init.cfg.vocab))
@@ -331,6 +356,8 @@ int main(int argc, char **argv) {
         gpt_weights_load(&init, &model);
         gpt_weights_close(&init);
     }
+    // every process starts from rank 0's weights (the same bits already: the same seed or file)
+    if (nproc > 1) dist_broadcast(model.params, model.layout.num_params * sizeof(real));
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
                      .clip = S.clip};
@@ -352,13 +379,14 @@ int main(int argc, char **argv) {
         eval_only(&model, &data);
         goto free_all;
     }
-    if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
-    flags_save_config(FLAGS, NUM_FLAGS, out, "train_gpt");
-    Csv csv, layers_csv;
-    csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+    const int root = dist_is_root();   // only rank 0 writes files (the others' Csv stay closed)
+    if (root && make_dirs(out) != 0) die("cannot create the run directory %s", out);
+    if (root) flags_save_config(FLAGS, NUM_FLAGS, out, "train_gpt");
+    Csv csv = {0}, layers_csv = {0};
+    if (root) csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
     char layers_path[4200];
     snprintf(layers_path, sizeof layers_path, "%s/layers.csv", out);
-    csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)start : -1.0);
+    if (root) csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)start : -1.0);
     LayerStat *stats = xcalloc((size_t)S.layers, sizeof *stats);
 
     const size_t tokens_per_step = (size_t)S.batch * S.seq * S.grad_accum;
@@ -368,6 +396,8 @@ int main(int argc, char **argv) {
            "vocab %d | %.2fM parameters | %zu tokens/step | run %s\n",
            attn_text, S.data, be->name, S.layers, S.heads, S.embd, S.seq, vocab,
            gpt_num_params_unpadded(&model) / 1e6, tokens_per_step, out);
+    if (nproc > 1) printf("data parallel: %d processes, %d sequences each per micro-batch (%s)\n", nproc,
+                          S.batch / nproc, dist_describe());
     if (*S.resume) printf("resumed from %s at step %d\n", ckpt_path, start);
     if (*S.init_from) printf("weights from %s\n", S.init_from);
 
@@ -392,9 +422,11 @@ int main(int argc, char **argv) {
         double loss = 0;
         for (int micro = 0; micro < S.grad_accum; micro++) {
             train_batch(&data, (uint64_t)(step - 1) * S.grad_accum + micro, inputs, targets);
-            loss += gpt_forward(&model, inputs, targets, S.batch, S.seq) / S.grad_accum;
+            loss += forward_share(&model, inputs, targets) / S.grad_accum;
             gpt_backward(&model, 1.0f / S.grad_accum);
         }
+        // the global batch's gradient on every process (host memory: the CPU backends)
+        if (nproc > 1) dist_sum_real(model.grads, model.layout.num_params);
         float grad_norm = optim_grad_norm(&opt, model.grads);   // waits for the backward pass
         if (!isfinite(loss) || !isfinite(grad_norm)) {
             const char *where = params_first_nonfinite(&model.layout, be, model.params);
@@ -437,10 +469,10 @@ int main(int argc, char **argv) {
             printf("\n");
             fflush(stdout);
         }
-        if (S.sample_every && step % S.sample_every == 0) text_sampler_print(&sampler, &model, step, stdout);
-        int stop_signal = runctl_stop_signal();
+        if (root && S.sample_every && step % S.sample_every == 0) text_sampler_print(&sampler, &model, step, stdout);
+        int stop_signal = dist_max_int(runctl_stop_signal());   // any process's signal stops them all
         if ((S.save_every && (step % S.save_every == 0 || step == S.steps)) || stop_signal) {
-            save_checkpoint(ckpt_path, &model, &opt, &data, step, skipped);
+            if (root) save_checkpoint(ckpt_path, &model, &opt, &data, step, skipped);
             last_saved = step;
         }
         if (stop_signal) {
@@ -454,7 +486,7 @@ int main(int argc, char **argv) {
     if (!isnan(val_loss)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
     if (*S.export_path) {
-        export_weights(&model, S.export_path);
+        if (root) export_weights(&model, S.export_path);
         printf("wrote %s\n", S.export_path);
     }
 
@@ -475,5 +507,6 @@ free_all:
     }
     text_sampler_close(&sampler);
     flags_free(FLAGS, NUM_FLAGS);
+    dist_finalize();
     return rc;
 }

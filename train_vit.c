@@ -19,6 +19,7 @@
 #include "src/ckpt.h"
 #include "src/common.h"
 #include "src/csv.h"
+#include "src/dist.h"
 #include "src/flags.h"
 #include "src/images.h"
 #include "src/optim.h"
@@ -188,24 +189,35 @@ static float lr_for(int epoch, long step) {
     return (float)lr;
 }
 
-// mean loss and top-1 accuracy over the whole test set, unaugmented
-// the test set's mean loss and accuracy; with `stats`, the per-layer
-// diagnostic of its first batch (layers.csv)
+// This process's share of a batch of n images: [*first, *first + *count)
+// (all of it in one process; under data parallelism rank r's n r / N .. n (r+1) / N)
+static void share_of(int n, int *first, int *count) {
+    const long r = dist_rank(), size = dist_size();
+    *first = (int)(n * r / size);
+    *count = (int)(n * (r + 1) / size) - *first;
+}
+
+// the test set's mean loss and top-1 accuracy, unaugmented; with `stats`, the
+// per-layer diagnostic of its first batch (layers.csv; under data parallelism,
+// of rank 0's share of it)
 static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, float *images,
                      int *indices, int *labels, double *loss, double *acc, LayerStat *stats) {
-    double loss_sum = 0;
-    long correct = 0;
+    double sums[2] = {0, 0};   // loss sum and correct predictions over this process's images
     for (int start = 0; start < test->count; start += S.batch) {
-        int n = test->count - start < S.batch ? test->count - start : S.batch;
-        for (int i = 0; i < n; i++) indices[i] = start + i;
-        augment_batch(test, indices, n, 0, aug, 0, 0, images);
-        for (int i = 0; i < n; i++) labels[i] = test->labels[start + i];
-        loss_sum += vit_forward(m, images, labels, n, 0, 0) * n;
+        int n = test->count - start < S.batch ? test->count - start : S.batch, s0, ns;
+        share_of(n, &s0, &ns);
+        if (!ns) continue;
+        for (int i = 0; i < ns; i++) indices[i] = start + s0 + i;
+        augment_batch(test, indices, ns, 0, aug, 0, 0, images);
+        for (int i = 0; i < ns; i++) labels[i] = test->labels[start + s0 + i];
+        vit_set_share(m, s0, n);
+        sums[0] += vit_forward(m, images, labels, ns, 0, 0) * ns;
         if (start == 0 && stats) vit_layer_stats(m, stats);
-        correct += vit_last_correct(m);
+        sums[1] += vit_last_correct(m);
     }
-    *loss = loss_sum / test->count;
-    *acc = (double)correct / test->count;
+    dist_sum_double(sums, 2);
+    *loss = sums[0] / test->count;
+    *acc = sums[1] / test->count;
 }
 
 // --export: the weights and, after the model's settings, what a user of the file
@@ -232,7 +244,7 @@ static void eval_only(ViT *m, const ImageSet *test, const AugmentConfig *aug) {
     evaluate(m, test, aug, images, indices, labels, &loss, &acc, NULL);
     printf("val loss %.6f | val acc %.6f\n", loss, acc);
     if (*S.export_path) {
-        export_weights(m, aug, S.export_path);
+        if (dist_is_root()) export_weights(m, aug, S.export_path);
         printf("wrote %s\n", S.export_path);
     }
     free(images);
@@ -301,6 +313,7 @@ static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt
 // ----------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
     flags_parse(FLAGS, NUM_FLAGS, argc, argv, "train_vit", SUMMARY);
     flags_check_resume(FLAGS, NUM_FLAGS, MODEL_FLAGS, S.resume);
     // --init-from starts a new run; a resumed one continues from its checkpoint
@@ -333,6 +346,8 @@ int main(int argc, char **argv) {
     if (strcmp(S.flip, "auto")) aug.hflip = !strcmp(S.flip, "1");
 
     const Backend *be = backend_from_flag(S.device);
+    const int nproc = dist_size();
+    dist_check_run(S.batch, be, S.device);
 
     // data: the model takes its channels, image size and classes from it
     char data_dir[4096], err[8192];
@@ -356,6 +371,7 @@ int main(int argc, char **argv) {
     attn_run_name(default_dir, sizeof default_dir, "runs/vit", &attn, S.depth, S.seed);
     RunPaths run = {.dir = ""};
     if (!S.eval_only || *S.resume) run_paths(&run, S.resume, S.out, default_dir, S.overwrite);
+    dist_barrier();   // every process has looked at the run directory before rank 0 writes to it
     const char *out = run.dir, *metrics_path = run.metrics, *ckpt_path = run.checkpoint;
 
     ViTConfig cfg = {.kind = strcmp(S.model, "vit") ? VIT_SMALL : VIT_PLAIN,
@@ -365,7 +381,7 @@ int main(int argc, char **argv) {
                      .dropout = S.dropout, .emb_dropout = S.emb_dropout,
                      .label_smoothing = S.label_smoothing, .attn = attn};
     ViT model;
-    vit_build(&model, &cfg, be, S.batch);
+    vit_build(&model, &cfg, be, S.batch / nproc);
     if (*init_path) {
         StFile *st = safetensors_open("--init-from", init_path);
         vit_import_safetensors(&model, st);
@@ -373,6 +389,8 @@ int main(int argc, char **argv) {
     } else {
         vit_init_weights(&model, (uint64_t)S.seed);
     }
+    // every process starts from rank 0's weights (the same bits already: the same seed or file)
+    if (nproc > 1) dist_broadcast(model.params, model.layout.num_params * sizeof(real));
     // adam is AdamW with the weight decay term off (wd = 0)
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,
@@ -398,14 +416,15 @@ int main(int argc, char **argv) {
         eval_only(&model, &test, &aug);
         goto free_all;
     }
-    if (make_dirs(out) != 0) die("cannot create the run directory %s", out);
-    flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
-    Csv csv, layers_csv;
-    csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
+    const int root = dist_is_root();   // only rank 0 writes files (the others' Csv stay closed)
+    if (root && make_dirs(out) != 0) die("cannot create the run directory %s", out);
+    if (root) flags_save_config(FLAGS, NUM_FLAGS, out, "train_vit");
+    Csv csv = {0}, layers_csv = {0};
+    if (root) csv_open(&csv, metrics_path, CSV_HEADER, *S.resume ? (double)start : -1.0);
     // layers.csv counts optimizer steps (metrics.csv's first column is the epoch)
     char layers_path[4200];
     snprintf(layers_path, sizeof layers_path, "%s/layers.csv", out);
-    csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)step : -1.0);
+    if (root) csv_open(&layers_csv, layers_path, LAYERS_CSV_HEADER, *S.resume ? (double)step : -1.0);
     LayerStat *stats = xcalloc((size_t)S.depth, sizeof *stats);
 
     const int steps_per_epoch = (train.count + S.batch - 1) / S.batch;
@@ -423,6 +442,8 @@ int main(int argc, char **argv) {
     if (aug.crop_padding) printf(" crop (padding %d)", aug.crop_padding);
     if (aug.hflip) printf(" flip");
     printf("%s\n", aug.randaug_n || aug.crop_padding || aug.hflip ? "" : " none");
+    if (nproc > 1) printf("data parallel: %d processes, %d images each per batch (%s)\n", nproc, S.batch / nproc,
+                          dist_describe());
     if (*S.resume)
         printf("resumed from %s after epoch %d%s\n", ckpt_path, start,
                resumed.batch_in_epoch ? " and part of the next" : "");
@@ -451,13 +472,29 @@ int main(int argc, char **argv) {
         for (int k = k0; k < steps_per_epoch; k++, step++) {
             int first = k * S.batch;
             int n = train.count - first < S.batch ? train.count - first : S.batch;
-            augment_batch(&train, order + first, n, 1, &aug, (uint64_t)S.seed, epoch, images);
-            for (int i = 0; i < n; i++) labels[i] = train.labels[order[first + i]];
+            // this process's share of the batch: its images, their augmentation and dropout
+            // masks as the whole batch would have them; the gradients summed over processes
+            int s0, ns;
+            share_of(n, &s0, &ns);
+            augment_batch(&train, order + first + s0, ns, 1, &aug, (uint64_t)S.seed, epoch, images);
+            for (int i = 0; i < ns; i++) labels[i] = train.labels[order[first + s0 + i]];
             lr = lr_for(epoch, step);
             vit_zero_grad(&model);
-            double loss = vit_forward(&model, images, labels, n, 1, hash64(dropout_stream, (uint64_t)step));
-            correct += vit_last_correct(&model);
-            vit_backward(&model, 1.0f);
+            vit_set_share(&model, s0, n);
+            double loss = 0;
+            if (ns) {
+                loss = vit_forward(&model, images, labels, ns, 1, hash64(dropout_stream, (uint64_t)step));
+                vit_backward(&model, 1.0f);
+            }
+            if (nproc > 1) {
+                double t[2] = {loss * ns, ns ? vit_last_correct(&model) : 0};
+                dist_sum_double(t, 2);
+                loss = t[0] / n;
+                correct += (long)t[1];
+                dist_sum_real(model.grads, model.layout.num_params);
+            } else {
+                correct += vit_last_correct(&model);
+            }
             float grad_norm = optim_grad_norm(&opt, model.grads);
             if (!isfinite(loss) || !isfinite(grad_norm)) {
                 const char *where = params_first_nonfinite(&model.layout, be, model.params);
@@ -496,12 +533,12 @@ int main(int argc, char **argv) {
                        (first + n) / (now_seconds() - t0), eta);
                 fflush(stdout);
             }
-            int stop_signal = runctl_stop_signal();
+            int stop_signal = dist_max_int(runctl_stop_signal());   // any process's signal stops them all
             // (at --max-steps the epoch's end below writes the row, then the checkpoint)
             if (stop_signal && k + 1 < steps_per_epoch && !max_steps_hit) {
                 TrainState ts = {.step = step + 1, .skipped_updates = skipped,
                                  .batch_in_epoch = k + 1, .correct = correct, .loss_sum = loss_sum};
-                save_checkpoint(ckpt_path, &model, &opt, epoch, ts);
+                if (root) save_checkpoint(ckpt_path, &model, &opt, epoch, ts);
                 printf("%s: checkpoint written in epoch %d (batch %d of %d) to %s; continue with "
                        "--resume=%s\n", stop_signal == SIGINT ? "interrupted" : "terminated",
                        epoch + 1, k + 1, steps_per_epoch, ckpt_path, out);
@@ -538,10 +575,12 @@ int main(int argc, char **argv) {
         if (evaluated) printf(" | val loss %.4f | val acc %.4f", val_loss, val_acc);
         printf(" | %.1f s | %.0f img/s\n", epoch_s, images_per_s);
         fflush(stdout);
-        int stop_signal = runctl_stop_signal();
+        int stop_signal = dist_max_int(runctl_stop_signal());
         if ((S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs || max_steps_hit)) ||
             stop_signal) {
-            if (partial) {   // stopped inside the epoch: a checkpoint a resume continues from
+            if (!root) {
+                last_saved = partial ? epoch : epoch + 1;
+            } else if (partial) {   // stopped inside the epoch: a checkpoint a resume continues from
                 save_checkpoint(ckpt_path, &model, &opt, epoch,
                                 (TrainState){.step = step, .skipped_updates = skipped,
                                              .batch_in_epoch = batches_done, .correct = correct,
@@ -573,7 +612,7 @@ int main(int argc, char **argv) {
     if (!isnan(val_acc)) printf("final: val loss %.4f | val acc %.4f\n", val_loss, val_acc);
     printf("wrote %s\n", metrics_path);
     if (*S.export_path) {
-        export_weights(&model, &aug, S.export_path);
+        if (root) export_weights(&model, &aug, S.export_path);
         printf("wrote %s\n", S.export_path);
     }
 
@@ -593,5 +632,6 @@ free_all:
     images_free(&train);
     images_free(&test);
     flags_free(FLAGS, NUM_FLAGS);
+    dist_finalize();
     return rc;
 }

@@ -26,10 +26,13 @@ __attribute__((weak)) void die(const char *fmt, ...) {
     exit(1);
 }
 
+static int quiet_usage;
+void die_usage_quiet(int quiet) { quiet_usage = quiet; }
+
 __attribute__((weak)) void die_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vreport(fmt, ap);
+    if (!quiet_usage) vreport(fmt, ap);
     va_end(ap);
     exit(EXIT_USAGE);
 }

@@ -21,6 +21,9 @@
 
 void die(const char *fmt, ...) PRINTF_LIKE(1, 2) NORETURN;        // "error: ...", exit 1
 void die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2) NORETURN;  // "error: ...", exit 2
+// 1: die_usage exits without printing (data parallelism: every process parses
+// the same flags, so a usage error is rank 0's to print)
+void die_usage_quiet(int quiet);
 
 void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);

@@ -51,6 +51,7 @@ void csv_open(Csv *csv, const char *path, const char *header, double keep_upto) 
 }
 
 void csv_row(Csv *csv, const double *values) {
+    if (!csv->f) return;   // not opened: a rank other than 0 under data parallelism
     for (int k = 0; k < csv->columns; k++) {
         double v = values[k];
         if (k) fputc(',', csv->f);

@@ -24,7 +24,7 @@ typedef struct {
 // reopens it keeping the header and the rows whose first cell <= keep_upto.
 // Dies naming the file when it cannot, or when the existing header differs.
 void csv_open(Csv *csv, const char *path, const char *header, double keep_upto);
-void csv_row(Csv *csv, const double *values);   // `columns` values
+void csv_row(Csv *csv, const double *values);   // `columns` values; nothing on a zeroed Csv
 void csv_close(Csv *csv);
 
 #endif

@@ -256,6 +256,7 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
         m->num_valid++;
     }
     m->mean_loss = m->num_valid ? sum / m->num_valid : 0.0;
+    m->loss_count = m->num_valid;
     return m->mean_loss;
 }
 
@@ -278,6 +279,8 @@ double gpt_last_accuracy(GPT *m, int *count) {
 
 void gpt_zero_grad(GPT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
+void gpt_set_loss_count(GPT *m, int count) { m->loss_count = count; }
+
 void gpt_backward(GPT *m, float grad_scale) {
     const GPTConfig *c = &m->cfg;
     const Backend *be = m->be;
@@ -291,7 +294,7 @@ void gpt_backward(GPT *m, float grad_scale) {
     real *dlnf = dln1;
 
     // head: dlogits in place of the probabilities, then LNf
-    float scale = m->num_valid ? grad_scale / (float)m->num_valid : 0.0f;
+    float scale = m->loss_count ? grad_scale / (float)m->loss_count : 0.0f;
     be->xent_backward(m->logits, m->logits, m->targets, (int)N, c->vocab, Vp, 0.0f, scale);
     be->zero(m->dresidual, N * C * sizeof(real));
     be->zero(dlnf, N * C * sizeof(real));

@@ -58,6 +58,7 @@ typedef struct {
     real *losses_host;
     int *argmax_host;
     int num_valid;        // targets != -1 in the current batch
+    int loss_count;       // targets the backward's mean is over: num_valid, or gpt_set_loss_count's
     double mean_loss;     // of the last gpt_forward with targets
 } GPT;
 
@@ -83,6 +84,11 @@ double gpt_last_accuracy(GPT *m, int *count);
 // Backward pass of the last forward (with targets): accumulates into m->grads
 // the gradient of (grad_scale * mean loss). Call gpt_zero_grad first.
 void gpt_backward(GPT *m, float grad_scale);
+// Data parallelism: the last forward was this process's share of a global
+// batch whose mean loss is over `count` valid targets; gpt_backward then
+// scales by grad_scale / count, so the gradients summed over processes are
+// the global batch's. Each gpt_forward resets it to its own num_valid.
+void gpt_set_loss_count(GPT *m, int count);
 void gpt_zero_grad(GPT *m);
 
 // Writes the weights to `path` in safetensors with nanoGPT's state_dict names

@@ -310,6 +310,7 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
     const int drop = train && dropout_on(m);
     m->B = B;
     m->train = train;
+    const uint64_t r0 = (uint64_t)m->share_first * T;   // this batch's first token row in the global batch
     be->upload(m->images, images, (size_t)B * c->channels * c->height * c->width * sizeof(real));
 
     // tokens: patches (with SPT's shifts and LayerNorm), Linear, cls and positions
@@ -325,7 +326,7 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
     be->cls_pos_forward(m->encoded, m->patch_emb, m->cls, m->pos, B, Np, D);
     if (train && emb_dropout_on(m))
         be->dropout_forward(m->encoded, m->emb_mask, m->encoded, N * D, c->emb_dropout,
-                            site_seed(dropout_seed, 0));
+                            site_seed(dropout_seed, 0), r0 * D);
 
     // layer 0's LN1 reads the embeddings; every later one is fused with the
     // residual add in front of it
@@ -350,7 +351,7 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
             be->matmul_forward(a.attproj, a.atto, w.attprojw, w.attprojb, (int)N, D, D);
             if (drop)
                 be->dropout_forward(a.attproj, a.attproj_mask, a.attproj, N * D, c->dropout,
-                                    site_seed(dropout_seed, 1 + 3 * l));
+                                    site_seed(dropout_seed, 1 + 3 * l), r0 * D);
             branch = a.attproj;
         }
         be->residual_layernorm_forward(a.residual2, a.ln2, a.ln2_mean, a.ln2_rstd, x, branch, w.ln2w,
@@ -358,11 +359,11 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
         be->matmul_gelu_forward(a.fch, a.fch_gelu, a.ln2, w.fcw, w.fcb, (int)N, D, M);
         if (drop)
             be->dropout_forward(a.fch_gelu, a.fch_mask, a.fch_gelu, N * M, c->dropout,
-                                site_seed(dropout_seed, 2 + 3 * l));
+                                site_seed(dropout_seed, 2 + 3 * l), r0 * M);
         be->matmul_forward(a.fcproj, a.fch_gelu, w.fcprojw, w.fcprojb, (int)N, M, D);
         if (drop)
             be->dropout_forward(a.fcproj, a.fcproj_mask, a.fcproj, N * D, c->dropout,
-                                site_seed(dropout_seed, 3 + 3 * l));
+                                site_seed(dropout_seed, 3 + 3 * l), r0 * D);
         if (l + 1 < c->depth) {
             LayerActs an = layer_acts(m, l + 1);
             LayerParams wn = layer_params(m, l + 1, 0);
@@ -403,6 +404,11 @@ int vit_last_correct(ViT *m) {
 // backward: the residual stream's gradient flows through m->dresidual; each
 // branch's gradient accumulates into it (ops.h)
 
+void vit_set_share(ViT *m, int first, int total) {
+    m->share_first = first;
+    m->share_total = total;
+}
+
 void vit_zero_grad(ViT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
 void vit_backward(ViT *m, float grad_scale) {
@@ -416,7 +422,7 @@ void vit_backward(ViT *m, float grad_scale) {
 
     // head: dlogits in place of the probabilities, then Linear, LayerNorm, cls select
     float smoothing = m->train ? c->label_smoothing : 0.0f;
-    be->xent_backward(m->logits, m->logits, m->labels, B, K, K, smoothing, grad_scale / (float)B);
+    be->xent_backward(m->logits, m->logits, m->labels, B, K, K, smoothing, grad_scale / (float)(m->share_total ? m->share_total : B));
     real *dhead_ln = scratch, *dcls_out = scratch + (size_t)B * D;
     be->zero(scratch, 2 * (size_t)B * D * sizeof(real));
     be->zero(m->dresidual, N * D * sizeof(real));

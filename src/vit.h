@@ -76,6 +76,10 @@ typedef struct {
     size_t grad_scratch_floats;
     real *dresidual;
 
+    // data parallelism (vit_set_share): the batch is images share_first.. of a
+    // global batch of share_total (0: the batch is the whole batch)
+    int share_first, share_total;
+
     // the last forward
     int B;
     int train;            // 1: dropout was applied, the training loss smoothed
@@ -101,6 +105,11 @@ void vit_init_weights(ViT *m, uint64_t seed);
 // returns 0.
 double vit_forward(ViT *m, const real *images, const int *labels, int B, int train,
                    uint64_t dropout_seed);
+// Data parallelism: the next forwards are images first..first+B-1 of a global
+// batch of `total` images: dropout draws the masks of those images in the
+// global batch, and vit_backward's mean is over `total`, so the gradients
+// summed over processes are the global batch's. (0, 0): the whole batch.
+void vit_set_share(ViT *m, int first, int total);
 // Correct top-1 predictions in the last forward with labels.
 int vit_last_correct(ViT *m);
 // The per-layer diagnostic (src/layer_stats.h) of the last forward: out[depth].

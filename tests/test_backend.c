@@ -910,9 +910,9 @@ static void test_cls_pos(int B, int Np, int D) {
 // the masks are the same pure function of (seed, index) on both devices: bit-identical
 static void test_dropout(size_t n, float p, uint64_t seed, int inplace) {
     float *x = hrand(n, 1, 0), *out_c = inplace ? hcopy(x, n) : hnew(n), *mask_c = hnew(n);
-    Cpu->dropout_forward(out_c, mask_c, inplace ? out_c : x, n, p, seed);
+    Cpu->dropout_forward(out_c, mask_c, inplace ? out_c : x, n, p, seed, 5);
     float *x_d = dcopy(x, n * 4), *out_d = inplace ? x_d : G->alloc(n * 4), *mask_d = G->alloc(n * 4);
-    G->dropout_forward(out_d, mask_d, x_d, n, p, seed);
+    G->dropout_forward(out_d, mask_d, x_d, n, p, seed, 5);
     float *out_g = fetch(out_d, n), *mask_g = fetch(mask_d, n);
     CHECK(!memcmp(mask_g, mask_c, n * sizeof(float)), "dropout n=%zu p=%g: masks differ", n, p);
     CHECK(!memcmp(out_g, out_c, n * sizeof(float)), "dropout n=%zu p=%g inplace=%d: outputs differ", n, p, inplace);

@@ -76,7 +76,7 @@ static void test_cls_select(void) {
 typedef struct { size_t n; float p; uint64_t seed; real *x, *out, *mask, *wout; } DropCtx;
 static double dropout_loss(void *p) {
     DropCtx *c = p;
-    be->dropout_forward(c->out, c->mask, c->x, c->n, c->p, c->seed);
+    be->dropout_forward(c->out, c->mask, c->x, c->n, c->p, c->seed, 0);
     return dot(c->out, c->wout, c->n);
 }
 static void test_dropout_grad(void) {
@@ -90,10 +90,10 @@ static void test_dropout_grad(void) {
     dropout_loss(&c);
     real *y = xmalloc(c.n * sizeof(real));
     memcpy(y, c.x, c.n * sizeof(real));
-    be->dropout_forward(y, c.mask, y, c.n, c.p, c.seed);
+    be->dropout_forward(y, c.mask, y, c.n, c.p, c.seed, 0);
     CHECK(!memcmp(y, c.out, c.n * sizeof(real)), "dropout in place differs");
     // p = 0 is the identity, mask 1
-    be->dropout_forward(c.out, c.mask, c.x, c.n, 0.0f, c.seed);
+    be->dropout_forward(c.out, c.mask, c.x, c.n, 0.0f, c.seed, 0);
     int same = !memcmp(c.out, c.x, c.n * sizeof(real));
     for (size_t i = 0; i < c.n; i++) same &= c.mask[i] == 1;
     CHECK(same, "dropout p = 0 must be the identity");
@@ -107,9 +107,9 @@ static void test_dropout_masks(void) {
     const float p = 0.25f;
     real *x = xmalloc(n * sizeof(real)), *out = zeros(n), *m1 = zeros(n), *m2 = zeros(n), *m3 = zeros(n);
     for (size_t i = 0; i < n; i++) x[i] = 1;
-    be->dropout_forward(out, m1, x, n, p, 77);
-    be->dropout_forward(out, m2, x, n, p, 77);
-    be->dropout_forward(out, m3, x, n, p, 78);
+    be->dropout_forward(out, m1, x, n, p, 77, 0);
+    be->dropout_forward(out, m2, x, n, p, 77, 0);
+    be->dropout_forward(out, m3, x, n, p, 78, 0);
     CHECK(!memcmp(m1, m2, n * sizeof(real)), "dropout: the same seed must give the same mask");
     size_t differ = 0, kept = 0, bad_values = 0;
     for (size_t i = 0; i < n; i++) {
@@ -123,8 +123,11 @@ static void test_dropout_masks(void) {
     CHECK(fabs(rate - (1 - p)) < 0.005, "dropout keep rate %.4f, expected %.4f", rate, 1 - p);
     CHECK(bad_values == 0, "dropout: %zu kept elements are not scaled by 1/(1-p)", bad_values);
     // a prefix of a longer tensor gets the same mask (element index, not position in a call)
-    be->dropout_forward(out, m2, x, 1000, p, 77);
+    be->dropout_forward(out, m2, x, 1000, p, 77, 0);
     CHECK(!memcmp(m1, m2, 1000 * sizeof(real)), "dropout: the mask must depend on the index only");
+    // ... and a piece from `first` on gets that piece of the whole mask (a process's share)
+    be->dropout_forward(out, m2, x, 1000, p, 77, 4321);
+    CHECK(!memcmp(m1 + 4321, m2, 1000 * sizeof(real)), "dropout: a share from first must get the whole mask's piece");
     printf("dropout p = %.2f: keep rate %.4f over %zu elements\n", p, rate, n);
     free(x); free(out); free(m1); free(m2); free(m3);
 }

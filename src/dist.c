@@ -1,0 +1,114 @@
+// dist.c - see dist.h. Every MPI return code is checked; a failed collective
+// is fatal for the job (MPI_Abort), so no rank waits for one that is gone.
+#include "dist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+
+static int rank = 0, size = 1, started = 0;
+
+static void check(int rc, const char *call) {
+    if (rc == MPI_SUCCESS) return;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    fprintf(stderr, "error: %s failed on rank %d: %s\n", call, rank, text);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+// started by mpirun (Open MPI) or another PMI launcher: a plain run does not
+// initialise MPI at all (no singleton start-up, nothing for leak checkers)
+static int launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+void dist_init(int *argc, char ***argv) {
+    if (!launched()) return;
+    check(MPI_Init(argc, argv), "MPI_Init");
+    started = 1;
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
+    check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size");
+    if (rank != 0 && !freopen("/dev/null", "w", stdout)) die("rank %d: cannot silence stdout", rank);
+    die_usage_quiet(rank != 0);
+}
+
+void dist_finalize(void) {
+    if (started) MPI_Finalize();
+    started = 0;
+}
+
+int dist_rank(void) { return rank; }
+int dist_size(void) { return size; }
+
+const char *dist_describe(void) {
+    static char text[MPI_MAX_LIBRARY_VERSION_STRING + 64];
+    char version[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    for (int i = 0; version[i]; i++)
+        if (version[i] == ',' || version[i] == '\n') version[i] = 0;   // "Open MPI v4.1.4"
+    if (started) snprintf(text, sizeof text, "MPI (%s), rank %d of %d", version, rank, size);
+    else snprintf(text, sizeof text, "one process (%s; not started by mpirun)", version);
+    return text;
+}
+
+void dist_sum_real(real *buf, size_t n) {
+    if (size == 1) return;
+    const MPI_Datatype t = sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT;
+    for (size_t done = 0; done < n;) {   // MPI counts are int
+        const int count = n - done > (1u << 30) ? 1 << 30 : (int)(n - done);
+        check(MPI_Allreduce(MPI_IN_PLACE, buf + done, count, t, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+        done += (size_t)count;
+    }
+}
+
+void dist_sum_double(double *buf, int n) {
+    if (size > 1) check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+}
+
+int dist_max_int(int v) {
+    if (size > 1) check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    return v;
+}
+
+void dist_broadcast(void *buf, size_t bytes) {
+    for (size_t done = 0; size > 1 && done < bytes;) {
+        const int count = bytes - done > (1u << 30) ? 1 << 30 : (int)(bytes - done);
+        check(MPI_Bcast((char *)buf + done, count, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        done += (size_t)count;
+    }
+}
+
+void dist_barrier(void) {
+    if (size > 1) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
+#else   // one process
+
+void dist_init(int *argc, char ***argv) { (void)argc, (void)argv; }
+void dist_finalize(void) {}
+int dist_rank(void) { return 0; }
+int dist_size(void) { return 1; }
+const char *dist_describe(void) { return "single process (built without MPI)"; }
+void dist_sum_real(real *buf, size_t n) { (void)buf, (void)n; }
+void dist_sum_double(double *buf, int n) { (void)buf, (void)n; }
+int dist_max_int(int v) { return v; }
+void dist_broadcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }
+void dist_barrier(void) {}
+
+#endif
+
+void dist_check_run(int batch, const Backend *be, const char *device_flag) {
+    const int n = dist_size();
+    if (batch % n) die_usage("--batch=%d does not divide by the %d processes (--batch is the global batch)", batch, n);
+    if (n > 1 && !strcmp(be->name, "cuda"))
+        die_usage("--device=%s: data parallelism over %d processes runs on the CPU backends in this build "
+                  "(give --device=cpu)", device_flag, n);
+}

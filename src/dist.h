@@ -1,0 +1,39 @@
+// dist.h - data parallelism over processes: the few collectives the trainers
+// need, on MPI (`mpirun -np N ./train_gpt ...`).
+//
+// Every rank holds the whole model and the same optimizer state; each runs
+// its share of every batch (rows r*B/N .. (r+1)*B/N-1 of the global batch),
+// the gradients are summed over ranks before the optimizer step, so every rank
+// takes the same step. Only rank 0 writes files and the console.
+// Built without MPI (no mpicc when `make` ran), or run without mpirun, it is
+// one process of size 1 and every call below is the identity.
+#ifndef DIST_H
+#define DIST_H
+
+#include <stddef.h>
+
+#include "../ops.h"
+
+// MPI_Init (when built with MPI); on ranks other than 0, stdout goes to /dev/null
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+static inline int dist_is_root(void) { return dist_rank() == 0; }
+// "MPI (Open MPI v4.1.4), rank 0 of 2" or "single process (built without MPI)"
+const char *dist_describe(void);
+
+// in-place sums over ranks, every rank gets the result (host memory)
+void dist_sum_real(real *buf, size_t n);
+void dist_sum_double(double *buf, int n);
+// the largest value over ranks (a stop signal seen by any rank)
+int dist_max_int(int v);
+// buf (bytes) from rank 0 to every rank
+void dist_broadcast(void *buf, size_t bytes);
+void dist_barrier(void);
+// What a data-parallel run needs, as usage errors naming the flag: --batch (the
+// global batch) divisible by the process count, a CPU backend (no NCCL yet)
+// when there is more than one process
+void dist_check_run(int batch, const Backend *be, const char *device_flag);
+
+#endif
