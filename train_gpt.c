@@ -182,8 +182,7 @@ static void train_batch(Data *d, uint64_t index, int *inputs, int *targets) {
 }
 
 // mean loss and accuracy over the same eval_batches validation batches; with
-// `stats`, the per-layer diagnostic of the first of them (layers.csv; under
-// data parallelism, of rank 0's share of it)
+// `stats`, the per-layer diagnostic of the first of them (layers.csv)
 static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, double *acc, LayerStat *stats) {
     if (!d->is_mqar) token_loader_rewind(&d->val, (uint64_t)S.seed + 1);
     double loss_sum = 0, correct = 0;
@@ -193,7 +192,10 @@ static void evaluate(GPT *m, Data *d, int *inputs, int *targets, double *loss, d
         else token_loader_next(&d->val, S.batch, inputs, targets);
         const size_t at = (size_t)dist_rank() * (S.batch / dist_size()) * S.seq;
         gpt_forward(m, inputs + at, targets + at, S.batch / dist_size(), S.seq);
-        if (k == 0 && stats) gpt_layer_stats(m, stats);
+        if (k == 0 && stats) {
+            gpt_layer_stats(m, stats);
+            dist_sum_layer_stats(stats, S.layers);   // every process's share of the batch
+        }
         int n;
         double a = gpt_last_accuracy(m, &n);
         loss_sum += (double)m->mean_loss * n;

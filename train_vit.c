@@ -198,21 +198,29 @@ static void share_of(int n, int *first, int *count) {
 }
 
 // the test set's mean loss and top-1 accuracy, unaugmented; with `stats`, the
-// per-layer diagnostic of its first batch (layers.csv; under data parallelism,
-// of rank 0's share of it)
+// per-layer diagnostic of its first batch (layers.csv)
 static void evaluate(ViT *m, const ImageSet *test, const AugmentConfig *aug, float *images,
                      int *indices, int *labels, double *loss, double *acc, LayerStat *stats) {
     double sums[2] = {0, 0};   // loss sum and correct predictions over this process's images
     for (int start = 0; start < test->count; start += S.batch) {
         int n = test->count - start < S.batch ? test->count - start : S.batch, s0, ns;
         share_of(n, &s0, &ns);
-        if (!ns) continue;
+        if (!ns) {   // a batch smaller than the process count: nothing here, but the collective
+            if (start == 0 && stats) {
+                memset(stats, 0, (size_t)S.depth * sizeof *stats);
+                dist_sum_layer_stats(stats, S.depth);
+            }
+            continue;
+        }
         for (int i = 0; i < ns; i++) indices[i] = start + s0 + i;
         augment_batch(test, indices, ns, 0, aug, 0, 0, images);
         for (int i = 0; i < ns; i++) labels[i] = test->labels[start + s0 + i];
         vit_set_share(m, s0, n);
         sums[0] += vit_forward(m, images, labels, ns, 0, 0) * ns;
-        if (start == 0 && stats) vit_layer_stats(m, stats);
+        if (start == 0 && stats) {
+            vit_layer_stats(m, stats);
+            dist_sum_layer_stats(stats, S.depth);   // every process's share of the batch
+        }
         sums[1] += vit_last_correct(m);
     }
     dist_sum_double(sums, 2);

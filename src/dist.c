@@ -112,3 +112,11 @@ void dist_check_run(int batch, const Backend *be, const char *device_flag) {
         die_usage("--device=%s: data parallelism over %d processes runs on the CPU backends in this build "
                   "(give --device=cpu)", device_flag, n);
 }
+
+void dist_sum_layer_stats(LayerStat *s, int layers) {
+    if (dist_size() == 1) return;
+    for (int l = 0; l < layers; l++) {
+        dist_sum_double(s[l].sums, LAYER_SUMS);
+        layer_stat_finish(&s[l]);
+    }
+}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "../ops.h"
+#include "layer_stats.h"
 
 // MPI_Init (when built with MPI); on ranks other than 0, stdout goes to /dev/null
 void dist_init(int *argc, char ***argv);
@@ -26,6 +27,9 @@ const char *dist_describe(void);
 // in-place sums over ranks, every rank gets the result (host memory)
 void dist_sum_real(real *buf, size_t n);
 void dist_sum_double(double *buf, int n);
+// the per-layer diagnostic of every process's share, added up and finished:
+// the whole batch's (s[layers], each process's own on entry)
+void dist_sum_layer_stats(LayerStat *s, int layers);
 // the largest value over ranks (a stop signal seen by any rank)
 int dist_max_int(int v);
 // buf (bytes) from rank 0 to every rank

@@ -30,8 +30,14 @@ LayerStat layer_stat(const Backend *be, const real *qkv, const real *y, const re
         }
     }
     free(hq), free(hy), free(ho);
-    const double n = (double)rows * C;
-    LayerStat s = {.disc = vv > 0 ? sqrt(dd / vv) : NAN, .cos_yv = rows ? cos_sum / ((double)rows * NH) : NAN,
-                   .out_rms = n > 0 ? sqrt(oo / n) : NAN, .gamma = NAN};
+    LayerStat s = {.gamma = NAN, .sums = {dd, vv, oo, cos_sum, (double)rows * NH, (double)rows * C}};
+    layer_stat_finish(&s);
     return s;
+}
+
+void layer_stat_finish(LayerStat *s) {
+    const double *t = s->sums;
+    s->disc = t[1] > 0 ? sqrt(t[0] / t[1]) : NAN;
+    s->cos_yv = t[4] > 0 ? t[3] / t[4] : NAN;
+    s->out_rms = t[5] > 0 ? sqrt(t[2] / t[5]) : NAN;
 }

@@ -14,9 +14,14 @@
 
 #include "../ops.h"
 
+// The sums the three ratios come from (over rows x heads): data parallelism
+// adds them up over processes and finishes again, so layers.csv is the whole
+// batch's whatever the process count.
+enum { LAYER_SUMS = 6 };
 typedef struct {
     double disc, cos_yv, out_rms;
     double gamma;   // the layer's coefficient (attn_layer_gamma; NAN for std), set by the model
+    double sums[LAYER_SUMS];   // sum (y-v)^2, sum v^2, sum o^2, sum of cosines, rows x heads, elements
 } LayerStat;
 
 #define LAYERS_CSV_HEADER "step,layer,disc,cos_yv,gamma,out_rms"
@@ -26,5 +31,7 @@ typedef struct {
 // once per evaluation, on its first batch).
 LayerStat layer_stat(const Backend *be, const real *qkv, const real *y, const real *o, size_t rows, int C,
                      int NH);
+// disc, cos_yv and out_rms from s->sums
+void layer_stat_finish(LayerStat *s);
 
 #endif
