@@ -24,11 +24,11 @@ scale=${FUZZ_SCALE:-1}
 declare -A RUNS=([tokens]=12000 [ckpt]=250000 [config]=350000 [images]=100000 [tokenizer]=250000 [weights]=60000)
 declare -A SOURCES=(
     [tokens]="src/tokens.c src/common.c"
-    [ckpt]="src/ckpt.c src/gpt.c src/params.c src/layer_stats.c src/common.c layers.c attention.c"
+    [ckpt]="src/ckpt.c src/gpt.c src/params.c src/layer_stats.c src/attn_config.c src/common.c layers.c attention.c variants.c"
     [config]="src/flags.c src/common.c"
     [images]="src/images.c src/common.c"
     [tokenizer]="src/tokenizer.c src/unicode_tables.c src/common.c"
-    [weights]="src/gpt_weights.c src/safetensors.c src/gpt.c src/params.c src/layer_stats.c src/common.c layers.c attention.c"
+    [weights]="src/gpt_weights.c src/safetensors.c src/gpt.c src/params.c src/layer_stats.c src/attn_config.c src/common.c layers.c attention.c variants.c"
 )
 for name in tokens ckpt config images tokenizer weights; do
     bin=$out/fuzz_$name
