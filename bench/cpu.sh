@@ -17,6 +17,9 @@
 #   llm.c  karpathy/llm.c's train_gpt2.c at the gpt config (standard attention)
 #   first  README's first command, `./train_gpt` with no flags (the built-in
 #          task), whole-run wall time and final answer accuracy, std and x
+#   mpi    data parallelism's cost: the gpt config (std) as 1 process x 1
+#          thread, `mpirun -np 2` x 1 thread each, and 1 process x 2 threads
+#          (skipped without mpirun or a train_gpt built with MPI)
 #
 # Timing: every side runs W warmup steps, then N timed steps; a step is batch,
 # forward, backward, optimizer update. Ours: train_gpt's per-step "ms" log
@@ -29,7 +32,7 @@
 # Environment (all optional):
 #   THREADS      threads on every side (OMP_NUM_THREADS, torch.set_num_threads); 2
 #   DEVICE       our trainers' --device; cpu
-#   ONLY         a subset of "gpt fmnist vits llmc first"
+#   ONLY         a subset of "gpt fmnist vits llmc first mpi"
 #   LLMC_DIR     a directory with llm.c's train_gpt2.c and llmc/; unset: skipped
 #   LLMC_CFLAGS  llm.c's compiler flags; default "-Ofast -march=native -fopenmp -DOMP",
 #                what its own Makefile builds train_gpt2 with
@@ -50,7 +53,7 @@ cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-cpu}
-ONLY=${ONLY:-gpt fmnist vits llmc first}
+ONLY=${ONLY:-gpt fmnist vits llmc first mpi}
 PY=${PYTHON:-/usr/bin/python3}
 LLMC_CFLAGS=${LLMC_CFLAGS:--Ofast -march=native -fopenmp -DOMP}
 FASHION_DIR=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
@@ -385,6 +388,38 @@ if wants first; then
     done
 fi
 
+# --- mpi: data parallelism's cost at the gpt config ------------------------------
+# tokens/s of the same global batch (B=16) as 1 process x 1 thread, 2 processes
+# x 1 thread (each 8 sequences, gradients summed by MPI_Allreduce every step)
+# and 1 process x 2 threads: what the all-reduce costs against threads
+mpi_lines=""
+if wants mpi; then
+    if command -v mpirun > /dev/null && ldd "$TRAIN_GPT" | grep -q libmpi; then
+        MPIRUN=(mpirun --oversubscribe -x OMP_NUM_THREADS)
+        [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+        for setting in 1:1 2:1 1:2; do
+            np=${setting%%:*} th=${setting#*:}
+            dir=$work/runs/mpi_${np}x$th
+            mkdir -p "$work/runs"
+            measure_begin "ours: gpt L4 C128 H4 T128 B16 V512 std, $np process(es) x $th thread(s)"
+            # one process runs without mpirun, which would pin it (and its threads) to one core
+            launch=("${MPIRUN[@]}" -np "$np")
+            [ "$np" -eq 1 ] && launch=()
+            OMP_NUM_THREADS=$th run_or_die "$dir.log" "${launch[@]}" "$TRAIN_GPT" "${GPT_SHAPE[@]}" \
+                --data="$work/tok_train.bin" --val-data="$work/tok_val.bin" --optim=adamw --lr=1e-3 --warmup=0 \
+                --schedule=constant --steps=$((GPT_WARMUP + GPT_STEPS)) --log-every=1 \
+                --eval-every=1000000000 --eval-batches=1 --attn=std --device="$DEVICE" --out="$dir"
+            measure_end
+            ms=$(gpt_log_ms "$dir.log" "$GPT_WARMUP" "$GPT_STEPS") || die "no step times in $dir.log"
+            mpi_lines+=$(awk -v np="$np" -v th="$th" -v ms="$ms" -v items="$gpt_items" \
+                'BEGIN { printf "data parallel gpt (std, B=16): %d process(es) x %d thread(s): %.2f ms/step, %.0f tok/s\n", np, th, ms, items / ms * 1e3 }')
+            mpi_lines+=$'\n'
+        done
+    else
+        mpi_lines="data parallel: skipped (no mpirun, or $TRAIN_GPT built without MPI)"$'\n'
+    fi
+fi
+
 # --- the table ----------------------------------------------------------------------
 {
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -398,6 +433,7 @@ fi
     "$PY" bench/bench_util.py table "$results" "$sgemm_peak"
     [ -n "$llmc_line" ] && echo "$llmc_line"
     [ -n "$first_lines" ] && printf '%s' "$first_lines"
+    [ -n "$mpi_lines" ] && printf '%s' "$mpi_lines"
     true
 } | tee -a "$report"
 mkdir -p "$(dirname "$BENCH_OUT")"
