@@ -47,7 +47,7 @@ BUILD_FLAVOUR := $(shell mkdir -p build && (echo "$(BUILD)" | cmp -s - build/.fl
 SHARED = src/common.c src/gpt.c src/optim.c src/tokens.c src/mqar.c src/ckpt.c src/csv.c \
          src/flags.c src/tokenizer.c src/unicode_tables.c src/images.c src/augment.c src/sample.c \
          src/vit.c src/runctl.c src/params.c src/safetensors.c src/layer_stats.c src/gpt_weights.c \
-         src/vit_weights.c src/attn_config.c src/attn_flags.c src/dist.c
+         src/vit_weights.c src/attn_config.c src/attn_flags.c src/dist.c src/zero.c
 OPS = attention.c variants.c layers.c attention_fast.c variants_fast.c layers_fast.c cpu_gemm.c backend.c
 CPU_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(OPS) $(SHARED))
 # the same reference ops and model in double precision, for gradient checks

@@ -25,6 +25,7 @@
 #include "src/safetensors.h"
 #include "src/sample.h"
 #include "src/tokens.h"
+#include "src/zero.h"
 
 static const char *SUMMARY =
     "Trains a GPT (GPT-2 shapes, nanoGPT semantics) with standard attention or a variant (AttentionX, XSA).\n"
@@ -45,7 +46,7 @@ typedef struct {
     // optimisation
     char *optim, *schedule;
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip;
-    int warmup, steps, batch, grad_accum, seed;
+    int warmup, steps, batch, grad_accum, seed, zero;
     // evaluation, output
     int eval_every, eval_batches, log_every, save_every, overwrite, eval_only;
     int sample_every, sample_tokens;   // text samples (src/sample.c)
@@ -85,6 +86,8 @@ static Flag FLAGS[] = {
     INT_FLAG("steps", &S.steps, "5000", 1, 1 << 30, "optimizer steps"),
     INT_FLAG("batch", &S.batch, "32", 1, 1 << 20, "sequences per micro-batch (B)"),
     INT_FLAG("grad-accum", &S.grad_accum, "1", 1, 1 << 20, "micro-batches per optimizer step"),
+    INT_FLAG("zero", &S.zero, "0", 0, 1,
+             "1: shard the optimizer state over the processes (ZeRO stage 1; with mpirun -np N)"),
     INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, data order and mqar"),
     INT_FLAG("eval-every", &S.eval_every, "250", 1, 1 << 30, "validate every N steps (and at the end)"),
     INT_FLAG("eval-batches", &S.eval_batches, "8", 1, 1 << 20, "fixed validation batches"),
@@ -258,15 +261,19 @@ static CkptInfo checkpoint_info(const GPT *m, int64_t step) {
     return info;
 }
 
-static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt, const Data *d,
-                            int step, int skipped) {
+// every process calls it (sharded optimizer state is gathered); rank 0 writes
+static void save_checkpoint(const char *path, const GPT *m, const Optimizer *opt, const Zero *z,
+                            const Data *d, int step, int skipped) {
     TrainState ts = {.optim_t = opt->t, .skipped_updates = skipped};
     if (!d->is_mqar) ts.train_data = token_loader_state(&d->train);
     CkptInfo info = checkpoint_info(m, step);
+    real *mm, *vv;
+    zero_state_gather(z, opt, m->layout.num_params, &mm, &vv);
     char err[4400];
-    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->layout.num_params, &ts, sizeof ts, err,
-                  sizeof err) != 0)
+    if (dist_is_root() && ckpt_save(path, &info, m->be, m->params, mm, vv, m->layout.num_params, &ts,
+                                    sizeof ts, err, sizeof err) != 0)
         die("%s", err);
+    zero_state_free(z, mm, vv);
 }
 
 // layers.csv: one row per layer of the diagnostic; gamma empty for std
@@ -363,13 +370,18 @@ int main(int argc, char **argv) {
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
                      .clip = S.clip};
-    optim_init(&opt, be, model.layout.num_params);
+    Zero zero;   // the optimizer state: whole, or this process's range of it (--zero=1)
+    zero_init(&zero, S.zero, &model.layout);
+    zero_optim_init(&zero, &opt, be);
 
     int start = 0, skipped = 0, last_saved = -1, rc = 0;
     if (*S.resume) {
         TrainState ts;
         CkptInfo info = checkpoint_info(&model, 0);
-        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.layout.num_params, &ts, sizeof ts);
+        real *mm, *vv;
+        zero_state_for_load(&zero, &opt, model.layout.num_params, &mm, &vv);
+        ckpt_load(ckpt_path, &info, be, model.params, mm, vv, model.layout.num_params, &ts, sizeof ts);
+        zero_state_scatter(&zero, &opt, mm, vv);
         start = last_saved = (int)info.step;
         opt.t = ts.optim_t;
         skipped = ts.skipped_updates;
@@ -400,6 +412,8 @@ int main(int argc, char **argv) {
            gpt_num_params_unpadded(&model) / 1e6, tokens_per_step, out);
     if (nproc > 1) printf("data parallel: %d processes, %d sequences each per micro-batch (%s)\n", nproc,
                           S.batch / nproc, dist_describe());
+    if (zero.on) printf("zero: optimizer state sharded, m and v of %zu of the %zu parameters on rank 0\n", zero.n,
+                        model.layout.num_params);
     if (*S.resume) printf("resumed from %s at step %d\n", ckpt_path, start);
     if (*S.init_from) printf("weights from %s\n", S.init_from);
 
@@ -428,8 +442,8 @@ int main(int argc, char **argv) {
             gpt_backward(&model, 1.0f / S.grad_accum);
         }
         // the global batch's gradient on every process (host memory: the CPU backends)
-        if (nproc > 1) dist_sum_real(model.grads, model.layout.num_params);
-        float grad_norm = optim_grad_norm(&opt, model.grads);   // waits for the backward pass
+        // (and its norm: waits for the backward pass)
+        float grad_norm = zero_grads(&zero, &opt, model.grads, model.layout.num_params);
         if (!isfinite(loss) || !isfinite(grad_norm)) {
             const char *where = params_first_nonfinite(&model.layout, be, model.params);
             const char *what = where ? "parameter" : "gradient";
@@ -448,7 +462,7 @@ int main(int argc, char **argv) {
             printf("step %d: non-finite loss (%g) or gradient norm (%g), first in %s %s: update "
                    "skipped (%d so far)\n", step, loss, grad_norm, what, where, skipped);
         } else {
-            optim_update(&opt, model.params, model.grads, model.layout.slices, model.layout.num_slices, lr);
+            zero_update(&zero, &opt, model.params, model.grads, &model.layout, lr);
         }
         double step_s = now_seconds() - t0;
 
@@ -474,7 +488,7 @@ int main(int argc, char **argv) {
         if (root && S.sample_every && step % S.sample_every == 0) text_sampler_print(&sampler, &model, step, stdout);
         int stop_signal = dist_max_int(runctl_stop_signal());   // any process's signal stops them all
         if ((S.save_every && (step % S.save_every == 0 || step == S.steps)) || stop_signal) {
-            if (root) save_checkpoint(ckpt_path, &model, &opt, &data, step, skipped);
+            save_checkpoint(ckpt_path, &model, &opt, &zero, &data, step, skipped);
             last_saved = step;
         }
         if (stop_signal) {
@@ -501,6 +515,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     free(targets);
 free_all:
     optim_free(&opt);
+    zero_free(&zero);
     gpt_free(&model);
     be->shutdown();
     if (!data.is_mqar) {

@@ -27,6 +27,7 @@
 #include "src/runctl.h"
 #include "src/safetensors.h"
 #include "src/vit.h"
+#include "src/zero.h"
 
 static const char *SUMMARY =
     "Trains a ViT-small (SPT + LSA, kentaroy47/vision-transformers-cifar10) or its plain ViT with\n"
@@ -45,7 +46,7 @@ typedef struct {
     // optimisation
     char *optim, *schedule;
     float lr, min_lr, wd, beta1, beta2, eps, tau, clip, label_smoothing;
-    int warmup, epochs, max_steps, batch, seed;
+    int warmup, epochs, max_steps, batch, seed, zero;
     // evaluation, output
     int eval_every, log_every, save_every, overwrite, eval_only;
     char *on_nan;
@@ -91,6 +92,8 @@ static Flag FLAGS[] = {
              "stop after N optimizer steps in all, counted across epochs (0: no limit); the epoch "
              "in progress ends there: its row (train figures over its images so far) and a test"),
     INT_FLAG("batch", &S.batch, "512", 1, 1 << 20, "images per batch (the last batch of an epoch is smaller)"),
+    INT_FLAG("zero", &S.zero, "0", 0, 1,
+             "1: shard the optimizer state over the processes (ZeRO stage 1; with mpirun -np N)"),
     INT_FLAG("seed", &S.seed, "1", 0, 2147483647, "seed for weights, shuffling, augmentation, dropout"),
     INT_FLAG("eval-every", &S.eval_every, "1", 1, 1 << 20, "test every N epochs (and after the last)"),
     INT_FLAG("log-every", &S.log_every, "20", 1, 1 << 30, "console progress line every N steps"),
@@ -308,14 +311,18 @@ static CkptInfo checkpoint_info(const ViT *m, int64_t epoch) {
     return info;
 }
 
-static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt, int epoch,
+// every process calls it (sharded optimizer state is gathered); rank 0 writes
+static void save_checkpoint(const char *path, const ViT *m, const Optimizer *opt, const Zero *z, int epoch,
                             TrainState ts) {
     ts.optim_t = opt->t;
     CkptInfo info = checkpoint_info(m, epoch);
+    real *mm, *vv;
+    zero_state_gather(z, opt, m->layout.num_params, &mm, &vv);
     char err[4400];
-    if (ckpt_save(path, &info, m->be, m->params, opt->m, opt->v, m->layout.num_params, &ts, sizeof ts, err,
-                  sizeof err) != 0)
+    if (dist_is_root() && ckpt_save(path, &info, m->be, m->params, mm, vv, m->layout.num_params, &ts,
+                                    sizeof ts, err, sizeof err) != 0)
         die("%s", err);
+    zero_state_free(z, mm, vv);
 }
 
 // ----------------------------------------------------------------------------
@@ -403,15 +410,20 @@ int main(int argc, char **argv) {
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,
                      .wd = strcmp(S.optim, "adam") ? S.wd : 0.0f, .tau = S.tau, .clip = S.clip};
-    optim_init(&opt, be, model.layout.num_params);
+    Zero zero;   // the optimizer state: whole, or this process's range of it (--zero=1)
+    zero_init(&zero, S.zero, &model.layout);
+    zero_optim_init(&zero, &opt, be);
 
     int start = 0, last_saved = -1, rc = 0;
     long step = 0;
     TrainState resumed = {0};
     if (*S.resume) {
         CkptInfo info = checkpoint_info(&model, 0);
-        ckpt_load(ckpt_path, &info, be, model.params, opt.m, opt.v, model.layout.num_params, &resumed,
+        real *mm, *vv;
+        zero_state_for_load(&zero, &opt, model.layout.num_params, &mm, &vv);
+        ckpt_load(ckpt_path, &info, be, model.params, mm, vv, model.layout.num_params, &resumed,
                   sizeof resumed);
+        zero_state_scatter(&zero, &opt, mm, vv);
         start = last_saved = (int)info.step;
         step = (long)resumed.step;
         opt.t = resumed.optim_t;
@@ -452,6 +464,8 @@ int main(int argc, char **argv) {
     printf("%s\n", aug.randaug_n || aug.crop_padding || aug.hflip ? "" : " none");
     if (nproc > 1) printf("data parallel: %d processes, %d images each per batch (%s)\n", nproc, S.batch / nproc,
                           dist_describe());
+    if (zero.on) printf("zero: optimizer state sharded, m and v of %zu of the %zu parameters on rank 0\n", zero.n,
+                        model.layout.num_params);
     if (*S.resume)
         printf("resumed from %s after epoch %d%s\n", ckpt_path, start,
                resumed.batch_in_epoch ? " and part of the next" : "");
@@ -499,11 +513,11 @@ int main(int argc, char **argv) {
                 dist_sum_double(t, 2);
                 loss = t[0] / n;
                 correct += (long)t[1];
-                dist_sum_real(model.grads, model.layout.num_params);
             } else {
                 correct += vit_last_correct(&model);
             }
-            float grad_norm = optim_grad_norm(&opt, model.grads);
+            // summed over the processes (and its norm)
+            float grad_norm = zero_grads(&zero, &opt, model.grads, model.layout.num_params);
             if (!isfinite(loss) || !isfinite(grad_norm)) {
                 const char *where = params_first_nonfinite(&model.layout, be, model.params);
                 const char *what = where ? "parameter" : "gradient";
@@ -525,7 +539,7 @@ int main(int argc, char **argv) {
                        "%s: update skipped (%d so far)\n", epoch + 1, step + 1, loss, grad_norm, what,
                        where, skipped);
             } else {
-                optim_update(&opt, model.params, model.grads, model.layout.slices, model.layout.num_slices, lr);
+                zero_update(&zero, &opt, model.params, model.grads, &model.layout, lr);
             }
             loss_sum += loss * n;
             steps_run++;
@@ -546,7 +560,7 @@ int main(int argc, char **argv) {
             if (stop_signal && k + 1 < steps_per_epoch && !max_steps_hit) {
                 TrainState ts = {.step = step + 1, .skipped_updates = skipped,
                                  .batch_in_epoch = k + 1, .correct = correct, .loss_sum = loss_sum};
-                if (root) save_checkpoint(ckpt_path, &model, &opt, epoch, ts);
+                save_checkpoint(ckpt_path, &model, &opt, &zero, epoch, ts);
                 printf("%s: checkpoint written in epoch %d (batch %d of %d) to %s; continue with "
                        "--resume=%s\n", stop_signal == SIGINT ? "interrupted" : "terminated",
                        epoch + 1, k + 1, steps_per_epoch, ckpt_path, out);
@@ -586,16 +600,14 @@ int main(int argc, char **argv) {
         int stop_signal = dist_max_int(runctl_stop_signal());
         if ((S.save_every && ((epoch + 1) % S.save_every == 0 || epoch + 1 == S.epochs || max_steps_hit)) ||
             stop_signal) {
-            if (!root) {
-                last_saved = partial ? epoch : epoch + 1;
-            } else if (partial) {   // stopped inside the epoch: a checkpoint a resume continues from
-                save_checkpoint(ckpt_path, &model, &opt, epoch,
+            if (partial) {   // stopped inside the epoch: a checkpoint a resume continues from
+                save_checkpoint(ckpt_path, &model, &opt, &zero, epoch,
                                 (TrainState){.step = step, .skipped_updates = skipped,
                                              .batch_in_epoch = batches_done, .correct = correct,
                                              .loss_sum = loss_sum});
                 last_saved = epoch;
             } else {
-                save_checkpoint(ckpt_path, &model, &opt, epoch + 1,
+                save_checkpoint(ckpt_path, &model, &opt, &zero, epoch + 1,
                                 (TrainState){.step = step, .skipped_updates = skipped});
                 last_saved = epoch + 1;
             }
@@ -635,6 +647,7 @@ done:   // finished, stopped by a signal, or stopped by a numerical fault
     free(order);
 free_all:
     optim_free(&opt);
+    zero_free(&zero);
     vit_free(&model);
     be->shutdown();
     images_free(&train);

@@ -73,6 +73,31 @@ void dist_sum_double(double *buf, int n) {
     if (size > 1) check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
 }
 
+static MPI_Datatype real_type(void) { return sizeof(real) == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT; }
+
+void dist_reduce_scatter_real(const real *send, real *recv, const int *counts) {
+    if (size == 1) {   // (also without mpirun, when MPI was never started)
+        memcpy(recv, send, (size_t)counts[0] * sizeof(real));
+        return;
+    }
+    check(MPI_Reduce_scatter(send, recv, counts, real_type(), MPI_SUM, MPI_COMM_WORLD), "MPI_Reduce_scatter");
+}
+
+void dist_allgather_real(real *buf, const int *counts, const int *displs) {
+    if (size == 1) return;
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, real_type(), buf, counts, displs, real_type(), MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+}
+
+void dist_gather_real(const real *mine, real *all, const int *counts, const int *displs) {
+    if (size == 1) {
+        memmove(all + displs[0], mine, (size_t)counts[0] * sizeof(real));
+        return;
+    }
+    check(MPI_Gatherv(mine, counts[rank], real_type(), all, counts, displs, real_type(), 0, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+}
+
 int dist_max_int(int v) {
     if (size > 1) check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
     return v;
@@ -100,6 +125,13 @@ const char *dist_describe(void) { return "single process (built without MPI)"; }
 void dist_sum_real(real *buf, size_t n) { (void)buf, (void)n; }
 void dist_sum_double(double *buf, int n) { (void)buf, (void)n; }
 int dist_max_int(int v) { return v; }
+void dist_reduce_scatter_real(const real *send, real *recv, const int *counts) {
+    memcpy(recv, send, (size_t)counts[0] * sizeof(real));
+}
+void dist_allgather_real(real *buf, const int *counts, const int *displs) { (void)buf, (void)counts, (void)displs; }
+void dist_gather_real(const real *mine, real *all, const int *counts, const int *displs) {
+    memmove(all + displs[0], mine, (size_t)counts[0] * sizeof(real));
+}
 void dist_broadcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }
 void dist_barrier(void) {}
 

@@ -30,6 +30,14 @@ void dist_sum_double(double *buf, int n);
 // the per-layer diagnostic of every process's share, added up and finished:
 // the whole batch's (s[layers], each process's own on entry)
 void dist_sum_layer_stats(LayerStat *s, int layers);
+// --zero=1's collectives over a flat buffer cut into one range per rank
+// (counts[r] elements at displs[r]; host memory):
+// recv (counts[rank]) = the sum over ranks of send's range of this rank
+void dist_reduce_scatter_real(const real *send, real *recv, const int *counts);
+// every rank's range of buf from its owner, in place
+void dist_allgather_real(real *buf, const int *counts, const int *displs);
+// rank 0's all (the whole buffer) from every rank's `mine` (counts[rank] elements)
+void dist_gather_real(const real *mine, real *all, const int *counts, const int *displs);
 // the largest value over ranks (a stop signal seen by any rank)
 int dist_max_int(int v);
 // buf (bytes) from rank 0 to every rank

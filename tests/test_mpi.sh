@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# test_mpi.sh - data parallelism (src/dist.h) under mpirun: -np 2 against one
+# test_mpi.sh - data parallelism (src/dist.h, src/zero.h) under mpirun: -np 2 against one
 # process with the same global batch - train_gpt's losses over 30 steps (both
 # optimizers, every attention kind, token data with gradient accumulation) and
 # train_vit's over 2 epochs (dropout, RandAugment, a last batch of 4 split
-# 2 + 2) equal to 1e-6 relative; resume across process counts; a usage error
+# 2 + 2) equal to 1e-6 relative, with and without --zero=1 (sharded optimizer
+# state); resume across process counts and sharding; a usage error
 # and SIGTERM end the whole job. SKIPPED without mpirun or trainers built with MPI.
 set -u
 cd "$(dirname "$0")/.."
@@ -71,12 +72,40 @@ for variant in "adamw_std:--optim=adamw --attn=std" "setadam_x:--optim=setadam -
         close "$OUT/one_$name/layers.csv" "$OUT/two_$name/layers.csv" $LAYER_COLS 1e-3
 done
 
+# --- --zero=1: the optimizer state sharded, the same steps ------------------------
+for variant in "zero_adamw_xsa_learn:--attn=xsa --gamma-learn=head" "zero_setadam_x:--optim=setadam --attn=x"; do
+    name=${variant%%:*}; flags=${variant#*:}
+    # shellcheck disable=SC2086
+    "$BIN" "${TINY[@]}" $flags --steps=30 --out="$OUT/one_$name" > /dev/null 2>&1
+    # shellcheck disable=SC2086
+    "${MPI[@]}" "$BIN" "${TINY[@]}" $flags --zero=1 --steps=30 --out="$OUT/two_$name" > "$OUT/two_$name.log" 2>&1
+    check "-np 2 --zero=1 $name: exit code" [ $? -eq 0 ]
+    check "-np 2 --zero=1 $name: says so" grep -q "^zero: optimizer state sharded" "$OUT/two_$name.log"
+    check "-np 2 --zero=1 $name: losses, accuracy and grad norm within 1e-6 of one process" \
+        close "$OUT/one_$name/metrics.csv" "$OUT/two_$name/metrics.csv" $GPT_COLS 1e-6
+done
+# a sharded run's checkpoint holds the whole state: it resumes in one process,
+# and a one-process checkpoint resumes sharded
+"$BIN" "${TINY[@]}" --optim=setadam --steps=16 --eval-every=4 --out="$OUT/zstraight" > /dev/null 2>&1
+"${MPI[@]}" "$BIN" "${TINY[@]}" --optim=setadam --zero=1 --steps=8 --eval-every=4 --save-every=8 \
+    --out="$OUT/z21" > /dev/null 2>&1
+"$BIN" --resume="$OUT/z21" --steps=16 --zero=0 > "$OUT/z21.log" 2>&1
+check "resume a --zero=1 run in one process: exit code" [ $? -eq 0 ]
+check "resume a --zero=1 run in one process: equals the straight run" \
+    close "$OUT/zstraight/metrics.csv" "$OUT/z21/metrics.csv" $GPT_COLS 1e-6
+"$BIN" "${TINY[@]}" --optim=setadam --steps=8 --eval-every=4 --save-every=8 --out="$OUT/z12" > /dev/null 2>&1
+"${MPI[@]}" "$BIN" --resume="$OUT/z12" --steps=16 --zero=1 > "$OUT/z12.log" 2>&1
+check "resume a one-process run with --zero=1 under -np 2: exit code" [ $? -eq 0 ]
+check "resume a one-process run with --zero=1 under -np 2: equals the straight run" \
+    close "$OUT/zstraight/metrics.csv" "$OUT/z12/metrics.csv" $GPT_COLS 1e-6
+
 # --- train_vit: -np 2 equals one process, dropout and augmentation included --
 python3 tests/make_idx.py "$OUT/data"
 VTINY=(--dataset=mnist --data-dir="$OUT/data" --patch=4 --dim=16 --depth=2 --heads=2 --mlp-dim=24
        --batch=32 --epochs=2 --lr=1e-3 --log-every=100 --device=cpu)
 for variant in "small_setadam:--optim=setadam --dropout=0.1 --emb-dropout=0.1 --randaug=2,9" \
-               "plain_xsa_learn:--model=vit --attn=xsa --gamma-learn=head --dropout=0.1 --crop=2"; do
+               "plain_xsa_learn:--model=vit --attn=xsa --gamma-learn=head --dropout=0.1 --crop=2" \
+               "small_zero:--optim=setadam --zero=1 --dropout=0.1 --randaug=2,9"; do
     name=${variant%%:*}; flags=${variant#*:}
     # shellcheck disable=SC2086
     "$VIT" "${VTINY[@]}" $flags --out="$OUT/vone_$name" > /dev/null 2>&1
