@@ -24,8 +24,9 @@ if ! command -v mpirun > /dev/null || ! ldd "$BIN" 2>/dev/null | grep -q libmpi 
 fi
 # one thread per process: the machine's 2 cores, one each
 export OMP_NUM_THREADS=1
-MPI=(mpirun -np 2 -x OMP_NUM_THREADS --oversubscribe)
-[ "$(id -u)" -eq 0 ] && MPI+=(--allow-run-as-root)
+LAUNCH=(mpirun -x OMP_NUM_THREADS --oversubscribe)
+[ "$(id -u)" -eq 0 ] && LAUNCH+=(--allow-run-as-root)
+MPI=("${LAUNCH[@]}" -np 2)
 TINY=(--layers=2 --heads=2 --embd=32 --seq=16 --batch=8 --mqar-keys=8 --mqar-pairs=3
       --eval-every=10 --eval-batches=2 --log-every=100 --device=cpu)
 # close CSV1 CSV2 COLUMNS TOL: the files' COLUMNS (cut -f, the first one the row
@@ -158,6 +159,23 @@ check "SIGTERM: a checkpoint was written" grep -q "^terminated: checkpoint writt
 step=$(grep -o 'written at step [0-9]*' "$OUT/term.log" | grep -o '[0-9]*$')
 "$BIN" --resume="$OUT/term" --steps=$((${step:-0} + 2)) > "$OUT/term_resume.log" 2>&1
 check "SIGTERM: the checkpoint resumes (step ${step:-none})" [ $? -eq 0 ]
+
+# a process that fails on its own (its data file is missing: mpirun's MPMD
+# form gives rank 1 other flags) ends the whole job with its one-line error,
+# within seconds, and the run's checkpoint stays as it was
+"$BIN" "${TINY[@]}" --data="$OUT/tok.bin" --val-data="$OUT/tok.bin" --vocab=50 --steps=8 --save-every=8 \
+    --out="$OUT/fail" > /dev/null 2>&1
+cp "$OUT/fail/checkpoint.bin" "$OUT/fail.ckpt"
+t0=$(date +%s)
+err=$(timeout 60 "${LAUNCH[@]}" -np 1 "$BIN" --resume="$OUT/fail" --steps=16 : \
+      -np 1 "$BIN" --resume="$OUT/fail" --steps=16 --data="$OUT/missing.bin" 2>&1 >/dev/null); rc=$?
+t1=$(date +%s)
+check "one process fails: the job exits non-zero ($rc), not by the 60 s timeout" [ "$rc" -ne 0 -a "$rc" -ne 124 ]
+check "one process fails: within 10 s ($((t1 - t0)) s)" [ $((t1 - t0)) -le 10 ]
+check "one process fails: its error names the file" grep -q "missing.bin" <<< "$err"
+check "one process fails: the checkpoint unchanged" cmp -s "$OUT/fail/checkpoint.bin" "$OUT/fail.ckpt"
+"$BIN" --resume="$OUT/fail" --steps=10 > /dev/null 2>&1
+check "one process fails: the checkpoint resumes" [ $? -eq 0 ]
 
 echo "test_mpi: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
