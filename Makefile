@@ -65,8 +65,16 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
             -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall,-Wextra -DHAVE_CUDA -I.
+# NCCL (shipped in the CUDA toolkit's include/ and lib/ here): data parallelism on GPUs
+HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h && echo 1)
+ifeq ($(HAVE_NCCL),1)
+NVCCFLAGS += -DHAVE_NCCL
+endif
 CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++
+ifeq ($(HAVE_NCCL),1)
+CUDA_LIBS += -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib -lnccl
+endif
 $(BUILD)/backend.o: CFLAGS += -DHAVE_CUDA
 else
 CUDA_OBJS =

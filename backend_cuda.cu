@@ -10,6 +10,42 @@
 
 #include <string.h>
 
+#ifdef HAVE_NCCL
+#include <nccl.h>
+
+#define NCCL_CHECK(call)                                                                   \
+    do {                                                                                   \
+        ncclResult_t nccl_check_r_ = (call);                                               \
+        if (nccl_check_r_ != ncclSuccess) {                                                \
+            fflush(stdout);                                                                \
+            fprintf(stderr, "error: %s failed: %s at %s:%d\n", #call,                      \
+                    ncclGetErrorString(nccl_check_r_), __FILE__, __LINE__);                \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+
+// data parallelism over processes, one GPU each: the communicator of them all
+static ncclComm_t g_nccl;
+
+static size_t nccl_comm_id(void *id) {
+    ncclUniqueId u;
+    NCCL_CHECK(ncclGetUniqueId(&u));
+    memcpy(id, &u, sizeof u);
+    return sizeof u;
+}
+
+static void nccl_comm_init(const void *id, int rank, int size) {
+    ncclUniqueId u;
+    memcpy(&u, id, sizeof u);
+    NCCL_CHECK(ncclCommInitRank(&g_nccl, size, u, rank));
+}
+
+// in place on the backend's stream: later kernels (the optimizer) wait for it
+static void nccl_allreduce_sum(float *buf, size_t n) {
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, g_nccl, cuda_stream()));
+}
+#endif
+
 static cublasHandle_t g_cublas;
 static int g_tf32 = -1;   // -1: not decided yet (read TRAIN_TF32 on first use)
 
@@ -87,6 +123,10 @@ void cuda_shutdown(void) {
     layers_cuda_shutdown();
     if (g_cublas) CUBLAS_CHECK(cublasDestroy(g_cublas));
     g_cublas = NULL;
+#ifdef HAVE_NCCL
+    if (g_nccl) NCCL_CHECK(ncclCommDestroy(g_nccl));   // before the device it lives on is reset
+    g_nccl = NULL;
+#endif
     CUDA_CHECK(cudaDeviceReset());
 }
 
@@ -126,7 +166,12 @@ static const Backend *init_cuda(const char **why) {
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) return fail(why, "cudaGetDeviceCount failed", err);
     if (count < 1) return fail(why, "none found", cudaSuccess);
-    if ((err = cudaSetDevice(0)) != cudaSuccess) return fail(why, "cudaSetDevice(0) failed", err);
+    // one GPU per process of a node: the launcher's local rank (Open MPI, MPICH, torchrun's name)
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!local) local = getenv("MPI_LOCALRANKID");
+    if (!local) local = getenv("LOCAL_RANK");
+    const int device = local ? atoi(local) % count : 0;
+    if ((err = cudaSetDevice(device)) != cudaSuccess) return fail(why, "cudaSetDevice failed", err);
     int *probe = NULL, answer = 0;
     if ((err = cudaMalloc((void **)&probe, sizeof(int))) != cudaSuccess)
         return fail(why, "cudaMalloc failed", err);
@@ -185,6 +230,11 @@ static const Backend *init_cuda(const char **why) {
     b->dropout_backward = dropout_backward_cuda;
     b->cls_select_forward = cls_select_forward_cuda;
     b->cls_select_backward = cls_select_backward_cuda;
+#ifdef HAVE_NCCL
+    b->comm_id = nccl_comm_id;
+    b->comm_init = nccl_comm_init;
+    b->allreduce_sum = nccl_allreduce_sum;
+#endif
     return b;
 }
 

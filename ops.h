@@ -108,6 +108,15 @@ typedef struct Backend {
     // the backend holds itself (scratch, pinned memory, library handles)
     void (*shutdown)(void);
 
+    // Data parallelism's collective on device memory (src/dist.c), NULL where
+    // the backend has none - the CPU backends, whose buffers are host memory
+    // that MPI sums. comm_id writes (on rank 0) the id every process's
+    // comm_init joins with (NCCL's unique id, at most 128 bytes) and returns its
+    // size; allreduce_sum sums buf over the processes in place.
+    size_t (*comm_id)(void *id);
+    void (*comm_init)(const void *id, int rank, int size);
+    void (*allreduce_sum)(real *buf, size_t n);
+
     // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
     void (*embed_forward)(real *out, const int *tokens, const real *wte, const real *wpe,
                           int B, int T, int C);

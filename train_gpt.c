@@ -337,7 +337,7 @@ int main(int argc, char **argv) {
         die_usage("--eval-only=1 needs --resume=DIR or --init-from=FILE: the weights to evaluate");
     const Backend *be = backend_from_flag(S.device);
     const int nproc = dist_size();
-    dist_check_run(S.batch, be, S.device);
+    dist_setup_run(S.batch, be, S.device, S.zero);
 
     // run directory
     char default_dir[256];
@@ -366,7 +366,7 @@ int main(int argc, char **argv) {
         gpt_weights_close(&init);
     }
     // every process starts from rank 0's weights (the same bits already: the same seed or file)
-    if (nproc > 1) dist_broadcast(model.params, model.layout.num_params * sizeof(real));
+    dist_broadcast_buffer(be, model.params, model.layout.num_params);
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps, .wd = S.wd, .tau = S.tau,
                      .clip = S.clip};

@@ -362,7 +362,7 @@ int main(int argc, char **argv) {
 
     const Backend *be = backend_from_flag(S.device);
     const int nproc = dist_size();
-    dist_check_run(S.batch, be, S.device);
+    dist_setup_run(S.batch, be, S.device, S.zero);
 
     // data: the model takes its channels, image size and classes from it
     char data_dir[4096], err[8192];
@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
         vit_init_weights(&model, (uint64_t)S.seed);
     }
     // every process starts from rank 0's weights (the same bits already: the same seed or file)
-    if (nproc > 1) dist_broadcast(model.params, model.layout.num_params * sizeof(real));
+    dist_broadcast_buffer(be, model.params, model.layout.num_params);
     // adam is AdamW with the weight decay term off (wd = 0)
     Optimizer opt = {.kind = strcmp(S.optim, "setadam") ? OPTIM_ADAMW : OPTIM_SETADAM,
                      .beta1 = S.beta1, .beta2 = S.beta2, .eps = S.eps,

@@ -46,6 +46,7 @@ void dist_finalize(void) {
 
 int dist_rank(void) { return rank; }
 int dist_size(void) { return size; }
+int dist_launched(void) { return started; }
 
 const char *dist_describe(void) {
     static char text[MPI_MAX_LIBRARY_VERSION_STRING + 64];
@@ -121,6 +122,7 @@ void dist_init(int *argc, char ***argv) { (void)argc, (void)argv; }
 void dist_finalize(void) {}
 int dist_rank(void) { return 0; }
 int dist_size(void) { return 1; }
+int dist_launched(void) { return 0; }
 const char *dist_describe(void) { return "single process (built without MPI)"; }
 void dist_sum_real(real *buf, size_t n) { (void)buf, (void)n; }
 void dist_sum_double(double *buf, int n) { (void)buf, (void)n; }
@@ -137,12 +139,42 @@ void dist_barrier(void) {}
 
 #endif
 
-void dist_check_run(int batch, const Backend *be, const char *device_flag) {
+void dist_setup_run(int batch, const Backend *be, const char *device_flag, int zero) {
     const int n = dist_size();
     if (batch % n) die_usage("--batch=%d does not divide by the %d processes (--batch is the global batch)", batch, n);
-    if (n > 1 && !strcmp(be->name, "cuda"))
-        die_usage("--device=%s: data parallelism over %d processes runs on the CPU backends in this build "
+    const int on_device = strcmp(be->name, "cpu") && strcmp(be->name, "ref");
+    if (on_device && zero)   // (its collectives work on host memory)
+        die_usage("--zero=1 with --device=%s: the sharded optimizer runs on the CPU backends only", device_flag);
+    if (!dist_launched()) return;   // a plain run (under mpirun, even -np 1 joins the collective)
+    if (on_device && !be->allreduce_sum && n > 1)
+        die_usage("--device=%s: data parallelism over %d processes on the GPU needs NCCL, which this build lacks "
                   "(give --device=cpu)", device_flag, n);
+    if (be->comm_init) {
+        char id[128] = {0};
+        if (dist_is_root()) be->comm_id(id);
+        dist_broadcast(id, sizeof id);
+        be->comm_init(id, dist_rank(), n);
+    }
+}
+
+void dist_sum_buffer(const Backend *be, real *buf, size_t n) {
+    // under mpirun the backend's collective runs at any process count (-np 1
+    // on one GPU goes through NCCL, as tests/test_gpu_runs.sh checks)
+    if (be->allreduce_sum && dist_launched()) be->allreduce_sum(buf, n);
+    else if (dist_size() > 1) dist_sum_real(buf, n);
+}
+
+void dist_broadcast_buffer(const Backend *be, real *buf, size_t n) {
+    if (dist_size() == 1) return;
+    if (!be->allreduce_sum) {   // host memory
+        dist_broadcast(buf, n * sizeof(real));
+        return;
+    }
+    real *host = xmalloc(n * sizeof(real));
+    be->download(host, buf, n * sizeof(real));
+    dist_broadcast(host, n * sizeof(real));
+    be->upload(buf, host, n * sizeof(real));
+    free(host);
 }
 
 void dist_sum_layer_stats(LayerStat *s, int layers) {

@@ -20,6 +20,8 @@ void dist_init(int *argc, char ***argv);
 void dist_finalize(void);
 int dist_rank(void);
 int dist_size(void);
+// 1: started by mpirun (MPI initialised), whatever the process count
+int dist_launched(void);
 static inline int dist_is_root(void) { return dist_rank() == 0; }
 // "MPI (Open MPI v4.1.4), rank 0 of 2" or "single process (built without MPI)"
 const char *dist_describe(void);
@@ -44,8 +46,14 @@ int dist_max_int(int v);
 void dist_broadcast(void *buf, size_t bytes);
 void dist_barrier(void);
 // What a data-parallel run needs, as usage errors naming the flag: --batch (the
-// global batch) divisible by the process count, a CPU backend (no NCCL yet)
-// when there is more than one process
-void dist_check_run(int batch, const Backend *be, const char *device_flag);
+// global batch) divisible by the process count; on a GPU, a backend with a
+// collective (NCCL) and no --zero=1. Then the backend's communicator (NCCL's,
+// its id sent from rank 0 with MPI_Bcast), when it has one.
+void dist_setup_run(int batch, const Backend *be, const char *device_flag, int zero);
+// buf (n, the backend's memory) summed over the processes, in place: the
+// backend's collective (NCCL) on device memory, MPI on the CPU backends' host memory
+void dist_sum_buffer(const Backend *be, real *buf, size_t n);
+// a device buffer from rank 0 to every process (through the host on a GPU)
+void dist_broadcast_buffer(const Backend *be, real *buf, size_t n);
 
 #endif

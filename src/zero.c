@@ -54,7 +54,7 @@ void zero_optim_init(const Zero *z, Optimizer *o, const Backend *be) { optim_ini
 
 float zero_grads(Zero *z, Optimizer *o, real *grads, size_t num_params) {
     if (!z->on) {
-        if (dist_size() > 1) dist_sum_real(grads, num_params);
+        dist_sum_buffer(o->be, grads, num_params);
         return optim_grad_norm(o, grads);   // the optimizer covers every parameter
     }
     // this range's sum, then the norm from every range's sum of squares

@@ -10,7 +10,8 @@
 // SET-Adam's per-slice statistics (sum v, sum v^2, min) are a single process's
 // and need no reduction. Checkpoints hold the whole m and v (gathered to rank
 // 0; a load keeps each process's range), so they load under any process count.
-// CPU backends only (host memory): data parallelism on CUDA needs NCCL.
+// --zero=1 runs on the CPU backends (host memory); without it the gradients
+// are summed by the backend's collective (NCCL on a GPU) or by MPI.
 #ifndef ZERO_H
 #define ZERO_H
 

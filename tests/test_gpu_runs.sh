@@ -145,6 +145,26 @@ else
     echo "SKIPPED: compute-sanitizer not found"
 fi
 
+# data parallelism through NCCL: mpirun -np 1 on one GPU (the all-reduce of a
+# one-process communicator) gives the plain CUDA run's losses (needs mpirun and
+# a train_gpt built with MPI and NCCL; the emulator has no NCCL)
+if [ "${CUDA_EMU:-0}" != 1 ] && command -v mpirun > /dev/null && ldd "$TRAIN_GPT" | grep -q libnccl &&
+   ldd "$TRAIN_GPT" | grep -q libmpi; then
+    launch=(mpirun -np 1 -x OMP_NUM_THREADS)
+    [ "$(id -u)" -eq 0 ] && launch+=(--allow-run-as-root)
+    NCCL_RUN=(--device=cuda --steps=20 --layers=2 --embd=32 --heads=2 --seq=16 --batch=8 --mqar-keys=8
+              --mqar-pairs=3 --eval-every=10 --log-every=100 --attn=x)
+    "$TRAIN_GPT" "${NCCL_RUN[@]}" --out="$OUT/nccl_plain" > "$OUT/nccl_plain.log" 2>&1
+    "${launch[@]}" "$TRAIN_GPT" "${NCCL_RUN[@]}" --out="$OUT/nccl_mpi" > "$OUT/nccl_mpi.log" 2>&1
+    check "mpirun -np 1 through NCCL: exit code (see $OUT/nccl_mpi.log)" [ $? -eq 0 ]
+    read -r rows worst <<< "$(worst_difference "$OUT/nccl_plain/metrics.csv" "$OUT/nccl_mpi/metrics.csv" 4 5)"
+    echo "mpirun -np 1 through NCCL vs the plain CUDA run: $rows rows, worst relative difference $worst"
+    check "mpirun -np 1 through NCCL: losses within 1e-6 of the plain run ($worst)" \
+        awk -v w="$worst" -v r="$rows" 'BEGIN { exit !(r > 0 && w <= 1e-6) }'
+else
+    echo "SKIPPED: mpirun -np 1 through NCCL (emulator, or no mpirun, MPI or NCCL in $TRAIN_GPT)"
+fi
+
 # out of memory at start: one line with what was asked for and what is free
 err=$("$TRAIN_GPT" --device=cuda --layers=48 --embd=4096 --heads=32 --seq=4096 --batch=1024 \
       --data=mqar --steps=1 --out="$OUT/oom" 2>&1 >/dev/null); rc=$?
