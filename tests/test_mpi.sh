@@ -74,7 +74,8 @@ for variant in "adamw_std:--optim=adamw --attn=std" "setadam_x:--optim=setadam -
 done
 
 # --- --zero=1: the optimizer state sharded, the same steps ------------------------
-for variant in "zero_adamw_xsa_learn:--attn=xsa --gamma-learn=head" "zero_setadam_x:--optim=setadam --attn=x"; do
+for variant in "zero_adamw_xsa_learn:--attn=xsa --gamma-learn=head" "zero_setadam_x:--optim=setadam --attn=x" \
+               "zero_adamw_std:--optim=adamw --attn=std"; do
     name=${variant%%:*}; flags=${variant#*:}
     # shellcheck disable=SC2086
     "$BIN" "${TINY[@]}" $flags --steps=30 --out="$OUT/one_$name" > /dev/null 2>&1
@@ -104,14 +105,17 @@ check "resume a one-process run with --zero=1 under -np 2: equals the straight r
 python3 tests/make_idx.py "$OUT/data"
 VTINY=(--dataset=mnist --data-dir="$OUT/data" --patch=4 --dim=16 --depth=2 --heads=2 --mlp-dim=24
        --batch=32 --epochs=2 --lr=1e-3 --log-every=100 --device=cpu)
+# (8 epochs of 4 steps: 32 steps; AdamW and SET-Adam, std, x and xsa, with and without --zero=1)
 for variant in "small_setadam:--optim=setadam --dropout=0.1 --emb-dropout=0.1 --randaug=2,9" \
                "plain_xsa_learn:--model=vit --attn=xsa --gamma-learn=head --dropout=0.1 --crop=2" \
-               "small_zero:--optim=setadam --zero=1 --dropout=0.1 --randaug=2,9"; do
+               "small_x_adamw:--optim=adamw --attn=x --wd=0.05 --dropout=0.1" \
+               "small_zero_setadam:--optim=setadam --zero=1 --dropout=0.1 --randaug=2,9" \
+               "small_zero_x_adamw:--optim=adamw --attn=x --zero=1 --dropout=0.1"; do
     name=${variant%%:*}; flags=${variant#*:}
     # shellcheck disable=SC2086
-    "$VIT" "${VTINY[@]}" $flags --out="$OUT/vone_$name" > /dev/null 2>&1
+    "$VIT" "${VTINY[@]}" $flags --epochs=8 --out="$OUT/vone_$name" > /dev/null 2>&1
     # shellcheck disable=SC2086
-    "${MPI[@]}" "$VIT" "${VTINY[@]}" $flags --out="$OUT/vtwo_$name" > "$OUT/vtwo_$name.log" 2>&1
+    "${MPI[@]}" "$VIT" "${VTINY[@]}" $flags --epochs=8 --out="$OUT/vtwo_$name" > "$OUT/vtwo_$name.log" 2>&1
     check "vit -np 2 $name: exit code" [ $? -eq 0 ]
     check "vit -np 2 $name: says so" grep -q "^data parallel: 2 processes, 16 images each" "$OUT/vtwo_$name.log"
     check "vit -np 2 $name: losses and accuracies within 1e-6 of one process" \
@@ -119,9 +123,10 @@ for variant in "small_setadam:--optim=setadam --dropout=0.1 --emb-dropout=0.1 --
     check "vit -np 2 $name: layers.csv within 1e-3 of one process" \
         close "$OUT/vone_$name/layers.csv" "$OUT/vtwo_$name/layers.csv" $LAYER_COLS 1e-3
 done
-"${MPI[@]}" "$VIT" "${VTINY[@]}" --epochs=1 --save-every=1 --optim=setadam --dropout=0.1 --randaug=2,9 \
-    --out="$OUT/vr21" > /dev/null 2>&1
-"$VIT" --resume="$OUT/vr21" --epochs=2 > /dev/null 2>&1
+# (stopped by --max-steps after the first epoch, so the cosine schedule is 8 epochs' in both)
+"${MPI[@]}" "$VIT" "${VTINY[@]}" --epochs=8 --max-steps=4 --save-every=1 --optim=setadam --dropout=0.1 \
+    --emb-dropout=0.1 --randaug=2,9 --out="$OUT/vr21" > /dev/null 2>&1
+"$VIT" --resume="$OUT/vr21" --max-steps=0 > /dev/null 2>&1
 check "vit: resume a -np 2 run in one process: exit code" [ $? -eq 0 ]
 check "vit: resume a -np 2 run in one process: equals the straight run" \
     close "$OUT/vone_small_setadam/metrics.csv" "$OUT/vr21/metrics.csv" $VIT_COLS 1e-6
