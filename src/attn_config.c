@@ -15,7 +15,6 @@ static int find(const char *const *names, int n, const char *s, size_t len) {
     return -1;
 }
 
-int attn_kind_parse(const char *name) { return find(KIND_NAMES, ATTN_NUM_KINDS, name, strlen(name)); }
 const char *attn_kind_name(int kind) { return kind >= 0 && kind < ATTN_NUM_KINDS ? KIND_NAMES[kind] : "?"; }
 int gamma_learn_parse(const char *name) { return find(LEARN_NAMES, 3, name, strlen(name)); }
 const char *gamma_learn_name(int learn) { return learn >= 0 && learn < 3 ? LEARN_NAMES[learn] : "?"; }

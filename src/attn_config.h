@@ -27,8 +27,7 @@ typedef struct {
     int learn;                             // GammaLearn
 } AttnConfig;
 
-// "std", "x", "xsa" <-> AttnKind; -1 for an unknown name
-int attn_kind_parse(const char *name);
+// AttnKind -> "std", "x", "xsa" (attn_kinds_parse reads them)
 const char *attn_kind_name(int kind);
 // "none", "layer", "head" <-> GammaLearn; -1 for an unknown name
 int gamma_learn_parse(const char *name);

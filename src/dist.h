@@ -6,7 +6,7 @@
 // the gradients are summed over ranks before the optimizer step, so every rank
 // takes the same step. Only rank 0 writes files and the console.
 // Built without MPI (no mpicc when `make` ran), or run without mpirun, it is
-// one process of size 1 and every call below is the identity.
+// one process of size 1 and every collective below is the identity (or a copy).
 #ifndef DIST_H
 #define DIST_H
 
@@ -20,14 +20,11 @@ void dist_init(int *argc, char ***argv);
 void dist_finalize(void);
 int dist_rank(void);
 int dist_size(void);
-// 1: started by mpirun (MPI initialised), whatever the process count
-int dist_launched(void);
 static inline int dist_is_root(void) { return dist_rank() == 0; }
 // "MPI (Open MPI v4.1.4), rank 0 of 2" or "single process (built without MPI)"
 const char *dist_describe(void);
 
-// in-place sums over ranks, every rank gets the result (host memory)
-void dist_sum_real(real *buf, size_t n);
+// in-place sum over ranks, every rank gets the result (host memory)
 void dist_sum_double(double *buf, int n);
 // the per-layer diagnostic of every process's share, added up and finished:
 // the whole batch's (s[layers], each process's own on entry)
@@ -42,8 +39,6 @@ void dist_allgather_real(real *buf, const int *counts, const int *displs);
 void dist_gather_real(const real *mine, real *all, const int *counts, const int *displs);
 // the largest value over ranks (a stop signal seen by any rank)
 int dist_max_int(int v);
-// buf (bytes) from rank 0 to every rank
-void dist_broadcast(void *buf, size_t bytes);
 void dist_barrier(void);
 // What a data-parallel run needs, as usage errors naming the flag: --batch (the
 // global batch) divisible by the process count; on a GPU, a backend with a
