@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <algorithm>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -57,6 +58,7 @@
 #define __forceinline__ inline
 #define __constant__
 #define __launch_bounds__(...)
+#define __align__(n) alignas(n)
 
 struct dim3 {
     unsigned x, y, z;
@@ -86,6 +88,28 @@ static inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width =
     emu_shuffle_xor(mask, &var, &out, sizeof(T), lane_mask, width);
     return out;
 }
+
+// A warp-wide instruction (mma.sync, ldmatrix): each lane passes its own
+// operands in `mine`; when all 32 lanes of the warp have arrived at the same
+// instruction, op runs once with every lane's pointer (lanes[l] is lane l's
+// `mine`) and writes each lane's results there, before any lane goes on.
+typedef void (*EmuWarpOp)(void *const lanes[32]);
+void emu_warp_collective(EmuWarpOp op, void *mine);
+
+// The tensor-core and asynchronous-copy instructions that mma.cuh wraps, with
+// the operand layouts of the PTX ISA (emu.cpp cites the tables):
+//   D = A B + C, A 16x16 and B 16x8 bf16 in a warp's fragments, C and D fp32
+void emu_mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
+//   four 8x8 matrices of 16-bit elements from shared memory; lane l names row
+//   l % 8 of matrix l / 8; trans: each lane gets the transposed fragments
+void emu_ldmatrix_x4(uint32_t r[4], const void *row, int trans);
+//   cp.async.cg 16 bytes global -> shared; the copy happens, at the latest the
+//   emulator allows, when a cp.async.wait_group says it must be complete
+void emu_cp_async_16(void *shared_dst, const void *global_src);
+void emu_cp_async_commit(void);
+void emu_cp_async_wait(int pending_groups);
+// is p inside this block's shared memory?
+int emu_is_shared(const void *p, size_t bytes);
 
 // static __shared__ arrays: translate.py turns each declaration into a
 // reference to this block's shared memory, in declaration order

@@ -328,12 +328,25 @@ struct Fiber {
     FiberState state;
     dim3 tid;
     unsigned shared_next;   // this thread's next __shared__ declaration
-    // a pending shuffle
+    // a pending shuffle, or (op set) a warp-wide instruction with its operands at ctx
     unsigned mask;
     int lane_mask, width;
     size_t bytes;
     unsigned char in[8], out[8];
+    EmuWarpOp op;
+    void *ctx;
+    // cp.async copies not yet made: (group, shared dst, global src); `group`
+    // counts commits, so a copy of group g is committed once groups > g
+    struct Copy { unsigned long long group; void *dst; const void *src; };
+    std::vector<Copy> copies;
+    unsigned long long groups;
 };
+
+// die() with the running kernel, its launch site and the block first
+#define DIE_IN_KERNEL(fmt, ...)                                                               \
+    die("kernel %s (launched at %s:%d), block (%u,%u,%u): " fmt, g_launch->kernel,          \
+        g_launch->file, g_launch->line, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,      \
+        __VA_ARGS__)
 
 enum { MAX_THREADS = 1024 };
 static Fiber *g_fibers[MAX_THREADS];
@@ -384,6 +397,9 @@ static void fiber_main(void) {
     asan_arrive(NULL, &g_sched_stack_bottom, &g_sched_stack_size);
     for (;;) {
         g_body(g_body_ctx);
+        if (!g_cur->copies.empty())
+            DIE_IN_KERNEL("thread (%u,%u,%u) exited with %zu cp.async copies never waited for",
+                          g_cur->tid.x, g_cur->tid.y, g_cur->tid.z, g_cur->copies.size());
         g_cur->state = DONE;
         yield_to_scheduler();
     }
@@ -434,12 +450,6 @@ static void resume(Fiber *f) {
 // ----------------------------------------------------------------------------
 // barriers and shuffles
 
-// die() with the running kernel, its launch site and the block first
-#define DIE_IN_KERNEL(fmt, ...)                                                               \
-    die("kernel %s (launched at %s:%d), block (%u,%u,%u): " fmt, g_launch->kernel,          \
-        g_launch->file, g_launch->line, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,      \
-        __VA_ARGS__)
-
 void emu_syncthreads(void) {
     if (!g_cur) die("__syncthreads() called outside a kernel");
     g_cur->state = AT_SYNC;
@@ -456,10 +466,24 @@ void emu_shuffle_xor(unsigned mask, const void *in, void *out, size_t bytes, int
     f->lane_mask = lane_mask;
     f->width = width;
     f->bytes = bytes;
+    f->op = NULL;
     memcpy(f->in, in, bytes);
     f->state = AT_SHUFFLE;
     yield_to_scheduler();
     memcpy(out, f->out, bytes);
+}
+
+void emu_warp_collective(EmuWarpOp op, void *mine) {
+    Fiber *f = g_cur;
+    if (!f) die("a warp-wide instruction called outside a kernel");
+    f->mask = 0xffffffffu;   // mma.sync, ldmatrix: .aligned, every lane of the warp
+    f->lane_mask = 0;
+    f->width = 32;
+    f->bytes = 0;
+    f->op = op;
+    f->ctx = mine;
+    f->state = AT_SHUFFLE;
+    yield_to_scheduler();
 }
 
 static const char *state_name(FiberState s) {
@@ -497,8 +521,16 @@ static void resolve_shuffle(unsigned nthreads, unsigned w) {
                           state_name(f->state));
         if (f->state == AT_SHUFFLE &&
             (f->mask != mask || f->lane_mask != first->lane_mask || f->width != first->width ||
-             f->bytes != first->bytes || !named))
-            DIE_IN_KERNEL("the lanes of warp %u meet at different shuffles", w);
+             f->bytes != first->bytes || f->op != first->op || !named))
+            DIE_IN_KERNEL("the lanes of warp %u meet at different shuffles or warp-wide "
+                          "instructions", w);
+    }
+    if (first->op) {   // a warp-wide instruction: all 32 lanes are here
+        void *lanes[32];
+        for (unsigned l = 0; l < 32; l++) lanes[l] = g_fibers[w * 32 + l]->ctx;
+        first->op(lanes);
+        for (unsigned l = 0; l < 32; l++) g_fibers[w * 32 + l]->state = READY;
+        return;
     }
     for (unsigned l = 0; l < 32; l++) {
         if (!((mask >> l) & 1)) continue;
@@ -565,6 +597,150 @@ void *emu_shared(size_t bytes, size_t align) {
     g_shared_decls[g_nshared++] = {off, bytes};
     g_shared_used = off + bytes;
     return g_shared + off;
+}
+
+int emu_is_shared(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)g_shared;
+    return a >= lo && a - lo <= g_shared_used && bytes <= g_shared_used - (a - lo);
+}
+
+// ----------------------------------------------------------------------------
+// tensor cores and asynchronous copies (mma.cuh's helpers), with the operand
+// layouts of the PTX ISA, "Warp-level matrix instructions": lane l of a warp
+// is in group g = l / 4 at position t = l % 4 within it (groupID and
+// threadID_in_group there); a .b32 register holding two 16-bit elements has
+// the lower-numbered one in its low half.
+
+static float bf16_lo(uint32_t r) { uint32_t u = r << 16; float f; memcpy(&f, &u, 4); return f; }
+static float bf16_hi(uint32_t r) { uint32_t u = r & 0xffff0000u; float f; memcpy(&f, &u, 4); return f; }
+
+struct MmaOperands { float *d; const uint32_t *a, *b; const float *c; };
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, the fragments of
+// "Matrix Fragments for mma.m16n8k16 with floating point type":
+//   A (16x16, 4 regs a0..a7): row g for a0,a1,a4,a5 and g+8 for a2,a3,a6,a7;
+//                             col 2t + (i & 1), plus 8 for a4..a7;
+//   B (16x8, 2 regs b0..b3):  row (k) 2t + (i & 1), plus 8 for b2,b3; col (n) g;
+//   C, D (16x8, c0..c3):      row g for c0,c1 and g+8 for c2,c3; col 2t + (i & 1).
+// The products of bf16 values are exact in fp32; each D element sums its 16
+// products and C in fp32, k ascending (CUDA_EMU_GEMM=float: in a shuffled
+// order, as the hardware's adder tree fixes none we may rely on).
+static int gemm_float_mode(void);
+static uint64_t splitmix(uint64_t *s);
+
+static void mma_op(void *const lanes[32]) {
+    float A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++) {
+        const MmaOperands *o = (const MmaOperands *)lanes[l];
+        const int g = l / 4, t = l % 4;
+        for (int i = 0; i < 8; i++) {
+            const int row = g + ((i >> 1) & 1) * 8, col = 2 * t + (i & 1) + (i >= 4) * 8;
+            const uint32_t r = o->a[i / 2];
+            A[row][col] = i & 1 ? bf16_hi(r) : bf16_lo(r);
+        }
+        for (int i = 0; i < 4; i++) {
+            const uint32_t r = o->b[i / 2];
+            B[2 * t + (i & 1) + (i >= 2) * 8][g] = i & 1 ? bf16_hi(r) : bf16_lo(r);
+        }
+    }
+    float D[32][4];
+    const int shuffled = gemm_float_mode();
+    for (int l = 0; l < 32; l++) {
+        const MmaOperands *o = (const MmaOperands *)lanes[l];
+        const int g = l / 4, t = l % 4;
+        for (int i = 0; i < 4; i++) {
+            const int row = g + (i >= 2) * 8, col = 2 * t + (i & 1);
+            int order[16];
+            for (int k = 0; k < 16; k++) order[k] = k;
+            if (shuffled) {   // the order is a function of the element and its operands
+                uint32_t cbits;
+                memcpy(&cbits, &o->c[i], 4);
+                uint64_t seed = ((uint64_t)(row * 8 + col) << 32 | cbits) ^ 0x5851f42d4c957f2dull;
+                for (int k = 0; k < 16; k++) {
+                    uint32_t ab;
+                    memcpy(&ab, &A[row][k], 4);
+                    seed = seed * 31 + ab;
+                }
+                for (int k = 15; k > 0; k--) std::swap(order[k], order[splitmix(&seed) % (uint64_t)(k + 1)]);
+            }
+            float acc = o->c[i];
+            for (int q = 0; q < 16; q++) acc += A[row][order[q]] * B[order[q]][col];
+            D[l][i] = acc;
+        }
+    }
+    // every lane's C is read before any D is written: d may alias c
+    for (int l = 0; l < 32; l++) memcpy(((MmaOperands *)lanes[l])->d, D[l], sizeof D[l]);
+}
+
+void emu_mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+    MmaOperands mine = {d, a, b, c};
+    emu_warp_collective(mma_op, &mine);
+}
+
+struct LdmatrixOperands { uint32_t *r; const void *row; int trans; };
+
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lanes 8i..8i+7 give the
+// addresses of rows 0..7 of matrix i (16 bytes each, 16-byte aligned, in
+// shared memory); register r[i] of lane l gets, of matrix i, the elements
+// (row g, cols 2t and 2t+1) - or with .trans (rows 2t and 2t+1, col g).
+static void ldmatrix_op(void *const lanes[32]) {
+    const LdmatrixOperands *first = (const LdmatrixOperands *)lanes[0];
+    uint16_t M[4][8][8];
+    for (int l = 0; l < 32; l++) {
+        const LdmatrixOperands *o = (const LdmatrixOperands *)lanes[l];
+        if (o->trans != first->trans)
+            DIE_IN_KERNEL("%s", "the lanes of a warp meet at ldmatrix with and without .trans");
+        if (((uintptr_t)o->row & 15) || !emu_is_shared(o->row, 16))
+            DIE_IN_KERNEL("ldmatrix: lane %d's row address %p is not 16 bytes of this block's "
+                          "shared memory at a 16-byte boundary", l, o->row);
+        memcpy(M[l / 8][l % 8], o->row, 16);
+    }
+    for (int l = 0; l < 32; l++) {
+        LdmatrixOperands *o = (LdmatrixOperands *)lanes[l];
+        const int g = l / 4, t = l % 4;
+        for (int i = 0; i < 4; i++) {
+            uint32_t lo, hi;
+            if (first->trans) lo = M[i][2 * t][g], hi = M[i][2 * t + 1][g];
+            else lo = M[i][g][2 * t], hi = M[i][g][2 * t + 1];
+            o->r[i] = lo | hi << 16;
+        }
+    }
+}
+
+void emu_ldmatrix_x4(uint32_t r[4], const void *row, int trans) {
+    LdmatrixOperands mine = {r, row, trans};
+    emu_warp_collective(ldmatrix_op, &mine);
+}
+
+// cp.async.cg.shared.global [dst], [src], 16: queued, made when a wait needs it
+void emu_cp_async_16(void *dst, const void *src) {
+    Fiber *f = g_cur;
+    if (!f) die("cp.async called outside a kernel");
+    if (((uintptr_t)dst & 15) || !emu_is_shared(dst, 16))
+        DIE_IN_KERNEL("cp.async: destination %p is not 16 bytes of this block's shared memory "
+                      "at a 16-byte boundary", dst);
+    if (((uintptr_t)src & 15) || !is_device(src, 16))
+        DIE_IN_KERNEL("cp.async: source %p is not 16 bytes of one cudaMalloc allocation at a "
+                      "16-byte boundary", src);
+    f->copies.push_back({f->groups, dst, src});
+}
+
+// cp.async.commit_group: the copies issued since the last commit form a group
+void emu_cp_async_commit(void) {
+    if (!g_cur) die("cp.async.commit_group called outside a kernel");
+    g_cur->groups++;
+}
+
+// cp.async.wait_group n: all but the n most recent committed groups complete
+// (copies not yet committed stay pending, as the PTX ISA says)
+void emu_cp_async_wait(int n) {
+    Fiber *f = g_cur;
+    if (!f) die("cp.async.wait_group called outside a kernel");
+    std::vector<Fiber::Copy> left;
+    for (const Fiber::Copy &c : f->copies)
+        if (c.group + (unsigned long long)n < f->groups) memcpy(c.dst, c.src, 16);
+        else left.push_back(c);
+    f->copies.swap(left);
 }
 
 // ----------------------------------------------------------------------------
@@ -662,6 +838,8 @@ static void run_blocks(const EmuLaunch &L, enum Order order) {
         for (unsigned t = 0; t < nthreads; t++) {
             g_fibers[t]->state = READY;
             g_fibers[t]->shared_next = 0;
+            g_fibers[t]->copies.clear();
+            g_fibers[t]->groups = 0;
         }
         // MIXED: even blocks run their threads upwards, odd ones downwards
         const int down = order == DESCENDING || (order == MIXED && (nblock & 1));

@@ -12,6 +12,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "mma.cuh"
 #include "tests/test.h"
 
 static void *dev_alloc(size_t bytes) {
@@ -473,6 +474,177 @@ static void test_gemm_order(cublasHandle_t h) {
     cudaFree(da); cudaFree(db); cudaFree(dc);
 }
 
+// ----------------------------------------------------------------------------
+// tensor cores (mma.cuh): D = A B for A 16x16 and B 16x16 (two 16x8 tiles),
+// A and B in shared memory read by ldmatrix, B once K-major through ldmatrix
+// and once row-major through ldmatrix.trans; D written from the C layout. The
+// fragments ldmatrix returns are also compared with the ones the layout table
+// in mma.cuh says each lane holds.
+
+__global__ void mma_kernel(float *d, float *d_trans, int *layout_ok, const bf16 *a,
+                           const bf16 *b) {
+    __shared__ __align__(16) bf16 sa[16][16], sb[16][16], sbt[16][16];
+    const int l = threadIdx.x, g = l / 4, t = l % 4;
+    for (int i = l; i < 256; i += 32) {
+        sa[i / 16][i % 16] = a[i];
+        sb[i / 16][i % 16] = b[i];          // B[k][n]
+        sbt[i % 16][i / 16] = b[i];         // B^T[n][k]
+    }
+    __syncthreads();
+    uint32_t fa[4], fb[4], fbt[4];
+    ldmatrix_x4(fa, &sa[l % 8 + (l / 8 % 2) * 8][l / 16 * 8]);
+    ldmatrix_x4(fbt, &sbt[l % 8 + l / 16 * 8][l / 8 % 2 * 8]);   // {tile 0: b0, b1, tile 1: b0, b1}
+    ldmatrix_x4_trans(fb, &sb[l % 8 + (l / 8 % 2) * 8][l / 16 * 8]);
+    // the table: a = {A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]}, b = {B[2t..][n], B[2t+8..][n]}
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        const int row = g + (i & 1) * 8, col = 2 * t + (i / 2) * 8;
+        ok &= fa[i] == pack_bf16x2(__bfloat162float(sa[row][col]), __bfloat162float(sa[row][col + 1]));
+        const int k = 2 * t + (i & 1) * 8, n = g + (i / 2) * 8;
+        const uint32_t want = pack_bf16x2(__bfloat162float(sb[k][n]), __bfloat162float(sb[k + 1][n]));
+        ok &= fbt[i] == want && fb[i] == want;
+    }
+    layout_ok[l] = ok;
+    for (int tile = 0; tile < 2; tile++) {
+        float acc[4] = {0, 0, 0, 0}, acc2[4] = {0, 0, 0, 0};
+        mma_bf16_16816(acc, fa, &fbt[2 * tile], acc);
+        mma_bf16_16816(acc2, fa, &fb[2 * tile], acc2);
+        for (int i = 0; i < 4; i++) {
+            const int row = g + (i / 2) * 8, col = tile * 8 + 2 * t + (i & 1);
+            d[row * 16 + col] = acc[i];
+            d_trans[row * 16 + col] = acc2[i];
+        }
+    }
+}
+
+static void test_mma(void) {
+    bf16 ha[256], hb[256];
+    float fa[256], fb[256];
+    unsigned s = 7;
+    for (int i = 0; i < 256; i++) {
+        s = s * 1103515245u + 12345u;
+        ha[i] = __float2bfloat16_rn((float)((s >> 8) % 2001) / 1000.0f - 1.0f);
+        s = s * 1103515245u + 12345u;
+        hb[i] = __float2bfloat16_rn((float)((s >> 8) % 2001) / 250.0f - 4.0f);
+        fa[i] = __bfloat162float(ha[i]);
+        fb[i] = __bfloat162float(hb[i]);
+    }
+    bf16 *da = (bf16 *)dev_alloc(sizeof ha), *db = (bf16 *)dev_alloc(sizeof hb);
+    float *dd = (float *)dev_alloc(256 * sizeof(float)), *dt = (float *)dev_alloc(256 * sizeof(float));
+    int *dok = (int *)dev_alloc(32 * sizeof(int));
+    cudaMemcpy(da, ha, sizeof ha, cudaMemcpyHostToDevice);
+    cudaMemcpy(db, hb, sizeof hb, cudaMemcpyHostToDevice);
+    mma_kernel<<<1, 32>>>(dd, dt, dok, da, db);
+    float hd[256], ht[256];
+    int hok[32];
+    cudaMemcpy(hd, dd, sizeof hd, cudaMemcpyDeviceToHost);
+    cudaMemcpy(ht, dt, sizeof ht, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hok, dok, sizeof hok, cudaMemcpyDeviceToHost);
+    int layout = 1;
+    for (int l = 0; l < 32; l++) layout &= hok[l] == 1;
+    CHECK(layout, "mma: ldmatrix's fragments are not the ones the layout table names");
+    double worst = 0;
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) {
+            double want = 0, mag = 0;
+            for (int k = 0; k < 16; k++) {
+                want += (double)fa[i * 16 + k] * fb[k * 16 + j];
+                mag += fabs((double)fa[i * 16 + k] * fb[k * 16 + j]);
+            }
+            worst = fmax(worst, fabs(hd[i * 16 + j] - want) / (mag + 1e-30));
+            worst = fmax(worst, fabs(ht[i * 16 + j] - want) / (mag + 1e-30));
+        }
+    // 16 exact products summed in fp32: at most 16 roundings of 2^-24 of the magnitude
+    CHECK(worst < 16 * 6e-8, "mma: D = A B off by %.3g of sum |a b|", worst);
+    // bf16 conversion: round to nearest even, NaN kept a NaN
+    CHECK(__bfloat162float(__float2bfloat16_rn(1.0f + 1.0f / 256)) == 1.0f &&
+          __bfloat162float(__float2bfloat16_rn(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256 &&
+          __bfloat162float(__float2bfloat16_rn(-1.0f - 1.5f / 256)) == -1.0f - 2.0f / 256 &&
+          isnan(__bfloat162float(__float2bfloat16_rn(NAN))), "bf16: rounding to nearest even");
+    cudaFree(da); cudaFree(db); cudaFree(dd); cudaFree(dt); cudaFree(dok);
+}
+
+// cp.async: 2 groups of 16-byte copies; after wait<1> the first group has
+// landed and (in the emulator, which completes copies as late as allowed) the
+// second has not; after wait<0> both have
+__global__ void cp_async_kernel(float *out, const float *in) {
+    __shared__ __align__(16) float buf[64];
+    const int l = threadIdx.x;   // 8 threads, each 2 copies of 4 floats
+    buf[l * 4] = -1.0f;
+    buf[32 + l * 4] = -1.0f;
+    cp_async_16(&buf[l * 4], &in[l * 4]);
+    cp_async_commit();
+    cp_async_16(&buf[32 + l * 4], &in[32 + l * 4]);
+    cp_async_commit();
+    cp_async_wait<1>();
+    out[l] = buf[l * 4];
+    out[8 + l] = buf[32 + l * 4];
+    cp_async_wait<0>();
+    out[16 + l] = buf[32 + l * 4];
+}
+
+static void test_cp_async(void) {
+    float h[64], got[24];
+    for (int i = 0; i < 64; i++) h[i] = (float)i;
+    float *din = (float *)dev_alloc(sizeof h), *dout = (float *)dev_alloc(sizeof got);
+    cudaMemcpy(din, h, sizeof h, cudaMemcpyHostToDevice);
+    cp_async_kernel<<<1, 8>>>(dout, din);
+    cudaMemcpy(got, dout, sizeof got, cudaMemcpyDeviceToHost);
+    int first = 1, late = 1, second = 1;
+    for (int l = 0; l < 8; l++) {
+        first &= got[l] == (float)(l * 4);
+        late &= got[8 + l] == -1.0f;
+        second &= got[16 + l] == (float)(32 + l * 4);
+    }
+    CHECK(first, "cp.async: wait_group 1 did not complete the older group");
+    CHECK(late, "cp.async: the newer group landed before its wait (the emulator defers it)");
+    CHECK(second, "cp.async: wait_group 0 did not complete every group");
+    cudaFree(din);
+    cudaFree(dout);
+}
+
+__global__ void cp_async_unwaited_kernel(const float *in) {
+    __shared__ __align__(16) float buf[4];
+    cp_async_16(buf, in);
+    cp_async_commit();
+}
+static void run_cp_async_unwaited(void) {
+    float *d = (float *)dev_alloc(64);
+    cp_async_unwaited_kernel<<<1, 1>>>(d);
+}
+__global__ void cp_async_misaligned_kernel(const float *in) {
+    __shared__ __align__(16) float buf[8];
+    cp_async_16(buf, in + 1);
+    cp_async_commit();
+    cp_async_wait<0>();
+}
+static void run_cp_async_misaligned(void) {
+    float *d = (float *)dev_alloc(64);
+    cp_async_misaligned_kernel<<<1, 1>>>(d);
+}
+// lanes 0-15 at one mma, 16-31 at a shuffle
+__global__ void divergent_mma_kernel(float *out) {
+    uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+    float c[4] = {0, 0, 0, 0};
+    if (threadIdx.x < 16) mma_bf16_16816(c, a, b, c);
+    else c[0] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    out[threadIdx.x] = c[0];
+}
+static void run_divergent_mma(void) {
+    float *d = (float *)dev_alloc(32 * sizeof(float));
+    divergent_mma_kernel<<<1, 32>>>(d);
+}
+// ldmatrix from global memory
+__global__ void ldmatrix_global_kernel(uint32_t *out, const bf16 *in) {
+    uint32_t r[4];
+    ldmatrix_x4(r, in + threadIdx.x * 8);
+    out[threadIdx.x] = r[0];
+}
+static void run_ldmatrix_global(void) {
+    bf16 *d = (bf16 *)dev_alloc(256 * sizeof(bf16));
+    ldmatrix_global_kernel<<<1, 32>>>((uint32_t *)d, d);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--leave-unfreed")) return leave_unfreed();
     test_coordinates();
@@ -486,6 +658,16 @@ int main(int argc, char **argv) {
     test_gemm(h);
     test_gemm_order(h);
     cublasDestroy(h);
+    test_mma();
+    test_cp_async();
+    CHECK(aborts_with(run_cp_async_unwaited, "cp.async copies never waited for"),
+          "a thread leaving with cp.async copies pending was not reported");
+    CHECK(aborts_with(run_cp_async_misaligned, "cp.async: source"),
+          "a misaligned cp.async source was not reported");
+    CHECK(aborts_with(run_divergent_mma, "different shuffles or warp-wide instructions"),
+          "an mma.sync reached by half a warp was not reported");
+    CHECK(aborts_with(run_ldmatrix_global, "ldmatrix: lane 0's row address"),
+          "an ldmatrix from global memory was not reported");
 
     CHECK(aborts_with(run_divergent_shuffle, "which is at __syncthreads"),
           "a shuffle with lanes at __syncthreads was not reported");

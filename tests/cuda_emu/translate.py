@@ -2,9 +2,9 @@
 """translate.py IN.cu OUT.cpp - the two CUDA constructs C++ cannot compile, rewritten
 for the CPU emulator (tests/cuda_emu/cuda_runtime.h); everything else is kept as is.
 
-  k<<<grid, block[, smem[, stream]]>>>(args)
+  k[<template args>]<<<grid, block[, smem[, stream]]>>>(args)
       -> emu_launch(EmuLaunch("k", __FILE__, __LINE__, grid, block...), k, args)
-  __shared__ T a[N][M], b;
+  __shared__ [__align__(A)] T a[N][M], b;
       -> T (&a)[N][M] = *static_cast<T (*)[N][M]>(emu_shared(sizeof(T[N][M]), alignof(T)));
          T &b = *static_cast<T *>(emu_shared(sizeof(T), alignof(T)));
 
@@ -35,7 +35,8 @@ def closing_paren(text, open_pos):
 
 def rewrite_launches(path, text):
     out, pos = [], 0
-    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*<<<(.*?)>>>\s*\(", text, re.S):
+    # the kernel, with its template arguments if any: k<<<...>>> or k<HS><<<...>>>
+    for m in re.finditer(r"\b([A-Za-z_]\w*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\(", text, re.S):
         if m.start() < pos:
             continue
         close = closing_paren(text, m.end() - 1)
@@ -55,12 +56,13 @@ def rewrite_launches(path, text):
 DECLARATOR = re.compile(r"^\s*([A-Za-z_]\w*)\s*((?:\[[^\]]+\])*)\s*$")
 
 
-def shared_reference(type_, name, dims):
+def shared_reference(type_, name, dims, align):
+    align = f"alignof({type_})" if align is None else f"std::max<size_t>({align}, alignof({type_}))"
     if not dims:
         return (f"{type_} &{name} = *static_cast<{type_} *>("
-                f"emu_shared(sizeof({type_}), alignof({type_})));")
+                f"emu_shared(sizeof({type_}), {align}));")
     return (f"{type_} (&{name}){dims} = *static_cast<{type_} (*){dims}>("
-            f"emu_shared(sizeof({type_}{dims}), alignof({type_})));")
+            f"emu_shared(sizeof({type_}{dims}), {align}));")
 
 
 def rewrite_shared(path, text):
@@ -74,13 +76,18 @@ def rewrite_shared(path, text):
         if not fm or not fm.group(1):
             fail(path, text, m.start(), f"cannot read the declaration '__shared__ {body}'")
         type_ = " ".join(fm.group(1).split())
+        # __align__(N) (on a GPU: the arrays' alignment) becomes emu_shared's alignment
+        am = re.search(r"__align__\s*\(\s*(\d+)\s*\)", type_)
+        align = am.group(1) if am else None
+        if am:
+            type_ = " ".join((type_[:am.start()] + type_[am.end():]).split())
         decls = [(fm.group(2), fm.group(3))]
         for r in rest:
             dm = DECLARATOR.match(r)
             if not dm:
                 fail(path, text, m.start(), f"cannot read the declarator '{r.strip()}'")
             decls.append((dm.group(1), dm.group(2)))
-        refs = " ".join(shared_reference(type_, n, "".join(d.split())) for n, d in decls)
+        refs = " ".join(shared_reference(type_, n, "".join(d.split()), align) for n, d in decls)
         return refs + "\n" * m.group(0).count("\n")
 
     return re.sub(r"\b__shared__\s+([^;{}]*);", one, text)
