@@ -70,7 +70,7 @@ HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h && echo 1)
 ifeq ($(HAVE_NCCL),1)
 NVCCFLAGS += -DHAVE_NCCL
 endif
-CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
+CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/flash_attention.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++
 ifeq ($(HAVE_NCCL),1)
 CUDA_LIBS += -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib -lnccl
@@ -113,7 +113,7 @@ $(BUILD)/double/%.o: %.c $(wildcard *.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DREAL=double -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu $(wildcard *.h src/*.h)
+$(BUILD)/%.cu.o: %.cu $(wildcard *.h *.cuh src/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -180,8 +180,8 @@ EMU ?= build/emu
 CXX ?= g++
 EMU_CXXFLAGS = $(OPT) -g -std=c++17 -Wall -Wextra -DHAVE_CUDA -Itests/cuda_emu -I.
 EMU_OBJS = $(patsubst %.c,$(EMU)/%.o,$(OPS) $(SHARED))
-EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/variants.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
-EMU_HEADERS = $(wildcard *.h src/*.h tests/cuda_emu/*.h)
+EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/flash_attention.cu.o $(EMU)/variants.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
+EMU_HEADERS = $(wildcard *.h *.cuh src/*.h tests/cuda_emu/*.h)
 $(EMU)/backend.o: CFLAGS += -DHAVE_CUDA
 $(patsubst %.c,$(EMU)/%.o,$(FAST_SRCS)): CFLAGS += $(FAST_CFLAGS)
 

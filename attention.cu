@@ -18,16 +18,6 @@
 
 enum { ABLOCK = 256, DT_BLOCKS = 256 };
 
-// may query row i attend to key j?
-static __device__ __forceinline__ bool attn_allowed(int mask, int i, int j) {
-    return mask == MASK_CAUSAL ? j <= i : (mask == MASK_DIAG ? j != i : true);
-}
-
-// s: exp(log_temp) for LSA, else the fixed scale
-static __device__ __forceinline__ float attn_scale(const float *log_temp, float scale) {
-    return log_temp ? expf(log_temp[0]) : scale;
-}
-
 // out[b, h, t, d] = in[(b T + t) stride + offset + h hs + d]
 __global__ void split_heads_kernel(float *out, const float *in, int T, int NH, int hs,
                                    size_t stride, size_t offset, size_t total) {
@@ -187,6 +177,8 @@ static void split_heads(float *out, const float *in, int B, int T, int C, int NH
     CUDA_LAUNCH_CHECK();
 }
 
+static void rowdot(float *D, const float *dy, const float *y, int B, int T, int C, int NH);
+
 size_t attention_saved_floats_cuda(int B, int NH, int T) { return (size_t)B * NH * T * T; }
 
 void attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T,
@@ -239,10 +231,7 @@ void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, con
     split_heads(k, qkv, B, T, C, NH, row3, C);
     split_heads(v, qkv, B, T, C, NH, row3, 2 * (size_t)C);
     split_heads(g, dy, B, T, C, NH, C, 0);
-    const unsigned warps_per_block = ABLOCK / 32;
-    attn_rowdot_kernel<<<(unsigned)ceil_div(rows, warps_per_block), ABLOCK, 0, cuda_stream()>>>(
-        D, dy, y, T, C, NH, rows);
-    CUDA_LAUNCH_CHECK();
+    rowdot(D, dy, y, B, T, C, NH);
     // dP (T x T) = G V^T: column-major dP^T = V G^T
     sgemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, v, hs, sh, g, hs, sh, dp, T, st, BH);
     // dV (T x hs) = P^T G: column-major dV^T = G^T P
@@ -263,8 +252,28 @@ void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, con
         unsigned gb = grid_for(n, ABLOCK, DT_BLOCKS);
         attn_dt_partial_kernel<<<gb, ABLOCK, 0, cuda_stream()>>>(part, q, dq, n);
         CUDA_LAUNCH_CHECK();
-        attn_dt_finish_kernel<<<1, ABLOCK, 0, cuda_stream()>>>(args->dlog_temp, part, (int)gb,
-                                                               args->log_temp, args->scale);
-        CUDA_LAUNCH_CHECK();
+        attention_dt_finish_cuda(args->dlog_temp, part, (int)gb, args);
     }
+}
+
+// D = rowsum(dY o Y) per (b, h, t), the softmax backward's row term
+static void rowdot(float *D, const float *dy, const float *y, int B, int T, int C, int NH) {
+    const size_t rows = (size_t)B * NH * T;
+    const unsigned warps_per_block = ABLOCK / 32;
+    attn_rowdot_kernel<<<(unsigned)ceil_div(rows, warps_per_block), ABLOCK, 0, cuda_stream()>>>(
+        D, dy, y, T, C, NH, rows);
+    CUDA_LAUNCH_CHECK();
+}
+
+const float *attention_rowdot_cuda(const float *dy, const float *y, int B, int T, int C, int NH) {
+    float *D = (float *)cuda_grow((void **)&buf_D, &cap_D, (size_t)B * NH * T * sizeof(float));
+    rowdot(D, dy, y, B, T, C, NH);
+    return D;
+}
+
+void attention_dt_finish_cuda(float *dlog_temp, const double *partial, int np,
+                              const AttnArgs *args) {
+    attn_dt_finish_kernel<<<1, ABLOCK, 0, cuda_stream()>>>(dlog_temp, partial, np, args->log_temp,
+                                                           args->scale);
+    CUDA_LAUNCH_CHECK();
 }

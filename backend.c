@@ -16,6 +16,7 @@ const Backend *backend_cuda(const char **why) {
     if (why) *why = "this build has no CUDA backend (nvcc was not found at build time)";
     return NULL;
 }
+const Backend *backend_cuda_bf16(const char **why) { return backend_cuda(why); }
 #endif
 
 const Backend *backend_select(const char *device, const char **why) {

@@ -247,3 +247,20 @@ extern "C" const Backend *backend_cuda(const char **why) {
     }
     return g_result;
 }
+
+// The CUDA backend with its bf16 tensor-core kernels (--dtype=bf16): so far the
+// attention core (flash_attention.cu); every other op is the fp32 table's.
+static Backend g_table_bf16;
+
+extern "C" const Backend *backend_cuda_bf16(const char **why) {
+    const Backend *fp32 = backend_cuda(why);
+    if (!fp32) return NULL;
+    if (!g_table_bf16.name) {
+        g_table_bf16 = *fp32;
+        g_table_bf16.name = "cuda-bf16";
+        g_table_bf16.attention_saved_floats = flash_attention_saved_floats_cuda;
+        g_table_bf16.attention_forward = flash_attention_forward_cuda;
+        g_table_bf16.attention_backward = flash_attention_backward_cuda;
+    }
+    return &g_table_bf16;
+}

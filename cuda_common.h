@@ -166,6 +166,19 @@ static __device__ F block_min(F v, F *sh) {
 }
 
 // ----------------------------------------------------------------------------
+// attention's masks and scale, shared by attention.cu and flash_attention.cu
+
+// may query row i attend to key j?
+static __device__ __forceinline__ bool attn_allowed(int mask, int i, int j) {
+    return mask == MASK_CAUSAL ? j <= i : (mask == MASK_DIAG ? j != i : true);
+}
+
+// s: exp(log_temp) for LSA, else the fixed scale
+static __device__ __forceinline__ float attn_scale(const float *log_temp, float scale) {
+    return log_temp ? expf(log_temp[0]) : scale;
+}
+
+// ----------------------------------------------------------------------------
 // the ops (layers.cu, attention.cu, variants.cu), gathered into a table by backend_cuda.cu
 
 void *cuda_alloc(size_t bytes);
@@ -222,6 +235,18 @@ void attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int
 void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
                              const float *saved, int B, int T, int C, int NH,
                              const AttnArgs *args);
+// attention.cu's pieces the flash kernels reuse: D = rowsum(dY o Y) per (b,
+// h, t) into a scratch buffer (returned), and dlog_temp += s sum(partial)
+const float *attention_rowdot_cuda(const float *dy, const float *y, int B, int T, int C, int NH);
+void attention_dt_finish_cuda(float *dlog_temp, const double *partial, int np,
+                              const AttnArgs *args);
+// flash_attention.cu: the same op on tensor cores in bf16; `saved` is the row logsumexp
+size_t flash_attention_saved_floats_cuda(int B, int NH, int T);
+void flash_attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T, int C,
+                                  int NH, const AttnArgs *args);
+void flash_attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
+                                   const float *saved, int B, int T, int C, int NH,
+                                   const AttnArgs *args);
 void variant_forward_cuda(float *out, const float *y, const float *qkv, int N, int C, int NH,
                           const VariantArgs *args);
 void variant_backward_cuda(float *dy, float *dqkv, const float *dout, const float *y,

@@ -240,6 +240,9 @@ extern const Backend backend_ref;   // layers.c
 extern const Backend backend_cpu;   // layers_fast.c (not in -DREAL=double builds)
 // NULL when this build has no CUDA backend or no usable GPU; *why says which.
 const Backend *backend_cuda(const char **why);
+// The same with bf16 tensor-core kernels where they exist (--dtype=bf16): the
+// attention core is flash attention (flash_attention.cu, head sizes up to 64).
+const Backend *backend_cuda_bf16(const char **why);
 // backend.c: "auto", "cpu", "ref" or "cuda" -> a backend, or NULL with *why
 // set. "auto" is CUDA when usable, else the fast CPU backend; then *why (when
 // why is not NULL) says why CUDA was not used, and is NULL when it was.

@@ -51,6 +51,7 @@
 #define TINY 1e-30
 
 static const Backend *G;                    // the backend under test
+static int g_flash;   // G is backend_cuda_bf16 (flash attention): its tolerance and inputs
 static const Backend *const Cpu = &backend_ref;
 #ifdef TEST_FAST_CPU
 #define TEST_NAME "test_fast"
@@ -625,6 +626,27 @@ static void attention_y_magnitudes(float *ym, const float *qkv, const float *P, 
 #undef GY
 }
 
+// The bf16 flash attention (backend_cuda_bf16) is run on inputs already
+// rounded to bf16, so what is left is its own rounding: P and dS are rounded to
+// bf16 (8 significant bits: relative error at most u = 2^-8) before their
+// products with V, dY, Q and K, each an error of at most u of the product's
+// magnitude sum, fp32 sums aside. The tolerance is 2u of the same magnitudes as
+// the fp32 tests use (seen on the emulator: 0.85u in y, 0.79u in dqkv).
+#define FLASH_TOL (2.0 / 256)
+
+// x rounded to the nearest bf16 (ties to even), as __float2bfloat16_rn
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return x;
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+static void bf16_round_all(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
+}
+
 // the variant after the core: kind, gamma, and per head (head_gammas, gamma unused)
 typedef struct {
     int kind;
@@ -641,17 +663,21 @@ static void test_attention(int B, int T, int C, int NH, int mask, VMode vm, int 
     const size_t N3 = (size_t)B * T * 3 * C, NC = (size_t)B * T * C;
     const size_t ns = Cpu->attention_saved_floats(B, NH, T);
     const size_t nsg = G->attention_saved_floats(B, NH, T);
+    const double tol = g_flash ? FLASH_TOL : TOL;
     char tag[192];
-    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d mask=%d %s gamma=%s%g lsa=%d", B, T, C, NH,
-             mask, attn_kind_name(vm.kind), vm.per_head ? "per-head " : "", vm.per_head ? 0.0 : vm.gamma, lsa);
+    snprintf(tag, sizeof tag, "%s B=%d T=%d C=%d NH=%d mask=%d %s gamma=%s%g lsa=%d",
+             g_flash ? "flash attention" : "attention", B, T, C, NH, mask, attn_kind_name(vm.kind),
+             vm.per_head ? "per-head " : "", vm.per_head ? 0.0 : vm.gamma, lsa);
 #ifdef TEST_FAST_CPU
     // the saved state is the logsumexp of each row: linear in T
     CHECK(nsg == (size_t)B * NH * T, "%s: saved floats %zu, not B*NH*T", tag, nsg);
 #else
-    CHECK(ns == nsg, "%s: saved floats %zu (cpu) vs %zu (cuda)", tag, ns, nsg);
+    if (g_flash) CHECK(nsg == (size_t)B * NH * T, "%s: saved floats %zu, not B*NH*T", tag, nsg);
+    else CHECK(ns == nsg, "%s: saved floats %zu (cpu) vs %zu (cuda)", tag, ns, nsg);
 #endif
 
     float *qkv = hrand(N3, 1, 0);
+    if (g_flash) bf16_round_all(qkv, N3);   // the kernels' operands, so only their own rounding is left
     float log_temp = (float)(log(1.0 / sqrt((double)hs)) + 0.3), dlt0 = 0.3f;
     float dlt_c = dlt0;
     AttnArgs ac = {.mask = mask, .scale = (float)(1.0 / sqrt((double)hs)),
@@ -678,22 +704,25 @@ static void test_attention(int B, int T, int C, int NH, int mask, VMode vm, int 
     G->attention_forward(y_d, s_d, qkv_d, B, T, C, NH, &ag);
     if (!std) G->variant_forward(o_d, y_d, qkv_d, N, C, NH, &vg);
     float *y_g = fetch(y_d, NC), *o_g = fetch(o_d, NC), *s_g = fetch(s_d, nsg);
-    EXPECT_ERR(err_rel(y_g, y_c, NC), TOL, "%s: y", tag);
-    // xsa's O can cancel to nothing (T = 1: Y = V, O = Y - gamma c V with c near 1),
-    // so it is measured against its terms' magnitudes, with Y's own as |y|
     float *ym = hnew(NC), *omag = hnew(NC), *dymag = hnew(NC);
     attention_y_magnitudes(ym, qkv, s_c, B, T, C, NH);
-    if (vm.kind == ATTN_XSA) {
+    // flash attention rounds P to bf16 before P V: an error of its magnitude sum
+    if (g_flash) EXPECT_ERR(err_mag(y_g, y_c, ym, NC), tol, "%s: y", tag);
+    else EXPECT_ERR(err_rel(y_g, y_c, NC), tol, "%s: y", tag);
+    // xsa's O can cancel to nothing (T = 1: Y = V, O = Y - gamma c V with c near 1),
+    // so it is measured against its terms' magnitudes, with Y's own as |y|
+    if (vm.kind == ATTN_XSA || g_flash) {
         variant_magnitudes(vm.kind, gh, vm.per_head, ym, qkv, NULL, N, C, NH, omag, NULL, NULL, NULL);
-        EXPECT_ERR(err_mag(o_g, o_c, omag, NC), TOL, "%s: out", tag);
+        EXPECT_ERR(err_mag(o_g, o_c, omag, NC), tol, "%s: out", tag);
     } else {
-        EXPECT_ERR(err_rel(o_g, o_c, NC), TOL, "%s: out", tag);
+        EXPECT_ERR(err_rel(o_g, o_c, NC), tol, "%s: out", tag);
     }
 #ifndef TEST_FAST_CPU
-    if (ns == nsg) EXPECT_ERR(err_rel(s_g, s_c, ns), TOL, "%s: saved P", tag);
+    if (ns == nsg && !g_flash) EXPECT_ERR(err_rel(s_g, s_c, ns), TOL, "%s: saved P", tag);
 #endif
 
     float *g = hrand(NC, 1, 0);
+    if (g_flash && std) bf16_round_all(g, NC);   // dY, read in bf16 (a variant's dY is not)
     float *dqkv0 = hrand(N3, 0.1, 0), *dqkv_c = hcopy(dqkv0, N3), *dy_c = std ? g : hnew(NC);
     if (!std) Cpu->variant_backward(dy_c, dqkv_c, g, y_c, qkv, N, C, NH, &vc);
     Cpu->attention_backward(dqkv_c, dy_c, qkv, y_c, s_c, B, T, C, NH, &ac);
@@ -708,19 +737,19 @@ static void test_attention(int B, int T, int C, int NH, int mask, VMode vm, int 
     attention_grad_magnitudes(mag, &dt_mag, qkv, dymag, y_c, s_c, dqkv0, B, T, C, NH,
                               lsa ? exp((double)log_temp) : ac.scale);
     variant_magnitudes(vm.kind, gh, vm.per_head, ym, qkv, g, N, C, NH, NULL, NULL, mag, NULL);
-    if (!std) EXPECT_ERR(err_mag(dy_g, dy_c, dymag, NC), TOL, "%s: dy", tag);
-    EXPECT_ERR(err_mag(dqkv_g, dqkv_c, mag, N3), TOL, "%s: dqkv", tag);
+    if (!std) EXPECT_ERR(err_mag(dy_g, dy_c, dymag, NC), tol, "%s: dy", tag);
+    EXPECT_ERR(err_mag(dqkv_g, dqkv_c, mag, N3), tol, "%s: dqkv", tag);
     if (lsa) {
         float dlt_g;
         G->download(&dlt_g, dlt_d, 4);
         double ref = dt_mag + fabs((double)dlt0);
-        EXPECT_ERR(fabs((double)dlt_g - dlt_c) / (ref > TINY ? ref : TINY), TOL, "%s: dlog_temp", tag);
+        EXPECT_ERR(fabs((double)dlt_g - dlt_c) / (ref > TINY ? ref : TINY), tol, "%s: dlog_temp", tag);
     }
     if (!std) {
         G->download(dg_g, dg_d, nG * 4);
         for (int k = 0; k < nG; k++) {
             const double ref = dgmag[k] + fabs((double)dg0[k]);
-            EXPECT_ERR(fabs((double)dg_g[k] - dg_c[k]) / (ref > TINY ? ref : TINY), TOL, "%s: dgamma[%d]", tag, k);
+            EXPECT_ERR(fabs((double)dg_g[k] - dg_c[k]) / (ref > TINY ? ref : TINY), tol, "%s: dgamma[%d]", tag, k);
         }
     }
     free(mag);
@@ -1343,6 +1372,26 @@ int main(void) {
                 for (int lsa = 0; lsa < 2; lsa++)
                     test_attention(at_shapes[i][0], at_shapes[i][1], at_shapes[i][2],
                                    at_shapes[i][3], mask, modes[md], lsa);
+#ifndef TEST_FAST_CPU
+    // flash attention in bf16: head sizes 64, 32, 16, and 8 and 40 (padded to
+    // 16 and 64); T across tile edges (1, 63, 64, 65, 130: several query and key
+    // tiles, a last tile of 2 rows), every mask, LSA, the variants after it
+    {
+        const Backend *fp32 = G, *bf = backend_cuda_bf16(NULL);
+        const int fa_shapes[][4] = {{1, 65, 128, 2}, {2, 130, 64, 2}, {1, 64, 96, 3},
+                                    {2, 63, 16, 2}, {1, 1, 80, 2}, {1, 33, 40, 1}};
+        const VMode fa_modes[] = {{ATTN_STD, 0.0f, 0}, {ATTN_X, 1.0f, 0}, {ATTN_XSA, 0.0f, 1}};
+        G = bf;
+        g_flash = 1;
+        for (size_t i = 0; bf && i < sizeof fa_shapes / sizeof fa_shapes[0]; i++)
+            for (int mask = 0; mask < 3; mask++)
+                for (size_t md = 0; md < sizeof fa_modes / sizeof fa_modes[0]; md++)
+                    test_attention(fa_shapes[i][0], fa_shapes[i][1], fa_shapes[i][2], fa_shapes[i][3],
+                                   mask, fa_modes[md], md == 0 ? mask == MASK_DIAG : mask == MASK_NONE);
+        G = fp32;
+        g_flash = 0;
+    }
+#endif
 #ifdef TEST_FAST_CPU
     // the blocked kernel's edges: several query blocks (64 rows) and key tiles
     // (256 columns), a last block of one row, and a head size of 64

@@ -1,0 +1,396 @@
+// flash_attention.cu - the attention core as tiled kernels that never form the
+// T x T matrix (FlashAttention-2's schedule), on tensor cores: bf16 operands,
+// fp32 accumulation, through mma.cuh's mma.sync/ldmatrix helpers.
+//
+// The math is attention.c's (../shared/spec/attentionx.md): for one (batch,
+// head), x = s Q K^T + M, P = softmax_row(x), Y = P V.
+//   forward   per 64-query tile, over the allowed 64-key tiles: the online
+//             softmax keeps each row's running max m and sum l, rescales the
+//             output by exp(m_old - m_new) and adds P V; at the end Y = O / l and
+//             `saved` keeps L = m + log l per row (a row with no allowed key:
+//             Y = 0, L = +inf, so that exp(x - L) = 0 in backward).
+//   backward  (G = dY after the variant's backward) D_i = rowsum(G o Y); with
+//             P = exp(x - L) recomputed tile by tile:
+//               dV = P^T G,  dS = P o (G V^T - D),  dK = s dS^T Q,  dQ = s dS K,
+//             in two kernels so that every output element has one owner and
+//             nothing is summed with atomics: one over key tiles (dK, dV), one
+//             over query tiles (dQ, and LSA's dt = s sum_id Q_id (dS K)_id as
+//             per-block partial sums reduced in a fixed order).
+// The variant (x, xsa) is its own op around this core (variants.cu).
+//
+// Layout: a block of 4 warps owns 64 rows (query rows forward and for dQ, key
+// rows for dK/dV), 16 per warp; the other side streams through shared memory
+// in 64-row tiles. Q, K, V and G are read from the fp32 qkv / dY and rounded
+// to bf16 as they are stored in shared memory (the model's activations are
+// fp32 today); rows past T and columns past the head size are stored as 0.
+// The head size is padded to HS: 16, 32 or 64. Causal masking
+// skips the key tiles above the diagonal.
+//
+// Error: bf16 keeps 8 significant bits (unit roundoff 2^-8). Beyond rounding
+// Q, K, V and dY once, P and dS are rounded before their products, each an
+// error of at most 2^-8 of the product's magnitude sum (tests/test_backend.c
+// holds the kernels to twice that); the softmax and every sum are fp32.
+#include "cuda_common.h"
+#include "mma.cuh"
+
+enum { FA_ROWS = 64, FA_WARPS = 4, FA_THREADS = 32 * FA_WARPS, FA_MAX_HS = 64 };
+
+// rows [row0, row0 + 64) of a (T, hs) matrix at `base` with row stride `stride`,
+// into s as bf16; 0 past T and past hs
+template <int HS>
+static __device__ void fa_load_tile(bf16 (*s)[HS + 8], const float *base, size_t stride, int row0,
+                                    int T, int hs) {
+    for (int i = threadIdx.x; i < FA_ROWS * HS; i += FA_THREADS) {
+        const int r = i / HS, d = i % HS;
+        const float v = row0 + r < T && d < hs ? base[(size_t)(row0 + r) * stride + d] : 0.0f;
+        s[r][d] = __float2bfloat16_rn(v);
+    }
+}
+
+// this warp's A fragments of rows [r0, r0 + 16) of s (16 x HS, in HS / 16 chunks of 16 columns)
+template <int HS>
+static __device__ void fa_load_a(uint32_t a[HS / 16][4], bf16 (*s)[HS + 8], int r0) {
+    const int l = threadIdx.x % 32;
+    UNROLL
+    for (int kc = 0; kc < HS / 16; kc++)
+        ldmatrix_x4(a[kc], &s[r0 + l % 8 + (l / 8 % 2) * 8][kc * 16 + (l / 16) * 8]);
+}
+
+// acc (16 x 64, C fragments of 8 column chunks) = A (16 x HS) s^T, s 64 x HS:
+// the scores of 16 rows against a 64-row tile (Q K^T, K Q^T, G V^T, V G^T)
+template <int HS>
+static __device__ void fa_times_tile_t(float acc[8][4], const uint32_t a[HS / 16][4],
+                                       bf16 (*s)[HS + 8]) {
+    const int l = threadIdx.x % 32;
+    UNROLL
+    for (int nc = 0; nc < 8; nc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) acc[nc][i] = 0.0f;
+    UNROLL
+    for (int nc = 0; nc < 8; nc += 2)
+        UNROLL
+        for (int kc = 0; kc < HS / 16; kc++) {
+            // {b0, b1} of column chunk nc, then of nc + 1: rows of s are B's columns
+            uint32_t b[4];
+            ldmatrix_x4(b, &s[nc * 8 + (l / 16) * 8 + l % 8][kc * 16 + (l / 8 % 2) * 8]);
+            mma_bf16_16816(acc[nc], a[kc], &b[0], acc[nc]);
+            mma_bf16_16816(acc[nc + 1], a[kc], &b[2], acc[nc + 1]);
+        }
+}
+
+// out (16 x HS, C fragments of HS / 8 chunks) += p (16 x 64, C fragments) s,
+// s 64 x HS: P V, P^T G, dS^T Q, dS K. Two C chunks side by side are one A
+// fragment once rounded to bf16 (mma.cuh), so p never goes through memory.
+template <int HS>
+static __device__ void fa_tile_times(float out[HS / 8][4], const float p[8][4],
+                                     bf16 (*s)[HS + 8]) {
+    const int l = threadIdx.x % 32;
+    UNROLL
+    for (int kk = 0; kk < 4; kk++) {
+        const uint32_t a[4] = {pack_bf16x2(p[2 * kk][0], p[2 * kk][1]),
+                               pack_bf16x2(p[2 * kk][2], p[2 * kk][3]),
+                               pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                               pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        UNROLL
+        for (int dc = 0; dc < HS / 8; dc += 2) {
+            // {b0, b1} of output chunk dc, then of dc + 1: s's rows are the k index
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, &s[kk * 16 + (l / 8 % 2) * 8 + l % 8][dc * 8 + (l / 16) * 8]);
+            mma_bf16_16816(out[dc], a, &b[0], out[dc]);
+            mma_bf16_16816(out[dc + 1], a, &b[2], out[dc + 1]);
+        }
+    }
+}
+
+// the C fragment element i of chunk nc: its row within the warp's 16, its column within the 64
+static __device__ __forceinline__ int fa_row(int i) { return threadIdx.x % 32 / 4 + (i / 2) * 8; }
+static __device__ __forceinline__ int fa_col(int nc, int i) {
+    return nc * 8 + 2 * (threadIdx.x % 4) + (i & 1);
+}
+
+// ----------------------------------------------------------------------------
+// forward: grid (B NH, query tiles); y (B, T, C), lse (B, NH, T)
+
+template <int HS>
+__global__ void __launch_bounds__(FA_THREADS)
+    flash_forward_kernel(float *y, float *lse, const float *qkv, int T, int C, int NH, int mask,
+                         const float *log_temp, float scale) {
+    __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8];
+    const int bh = blockIdx.x, qt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
+    const int warp = threadIdx.x / 32;
+    const float s = attn_scale(log_temp, scale);
+    const size_t row3 = 3 * (size_t)C;
+    const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
+    fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
+    __syncthreads();
+    uint32_t qf[HS / 16][4];
+    fa_load_a<HS>(qf, sq, warp * 16);
+    const int i0 = qt * FA_ROWS + warp * 16;   // this warp's first query row
+    float o[HS / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int nkt = mask == MASK_CAUSAL ? qt + 1 : (T + FA_ROWS - 1) / FA_ROWS;
+    for (int kt = 0; kt < nkt; kt++) {
+        __syncthreads();   // the last tile's readers are done with sk, sv
+        fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
+        fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+        __syncthreads();
+        float x[8][4];
+        fa_times_tile_t<HS>(x, qf, sk);
+        float mx[2] = {m[0], m[1]};
+        UNROLL
+        for (int nc = 0; nc < 8; nc++)
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int row = i0 + fa_row(i), col = kt * FA_ROWS + fa_col(nc, i);
+                x[nc][i] = col < T && attn_allowed(mask, row, col) ? s * x[nc][i] : -INFINITY;
+                mx[i / 2] = fmaxf(mx[i / 2], x[nc][i]);
+            }
+        float base_r[2], alpha[2];
+        UNROLL
+        for (int r = 0; r < 2; r++) {   // the 4 lanes of a row agree on its max
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            base_r[r] = mx[r] == -INFINITY ? 0.0f : mx[r];   // no allowed key yet: all p are 0
+            alpha[r] = expf(m[r] - base_r[r]);
+            m[r] = mx[r];
+            l[r] *= alpha[r];
+        }
+        UNROLL
+        for (int dc = 0; dc < HS / 8; dc++)
+            UNROLL
+            for (int i = 0; i < 4; i++) o[dc][i] *= alpha[i / 2];
+        UNROLL
+        for (int nc = 0; nc < 8; nc++)
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                x[nc][i] = expf(x[nc][i] - base_r[i / 2]);
+                l[i / 2] += x[nc][i];
+            }
+        fa_tile_times<HS>(o, x, sv);
+    }
+    UNROLL
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+    UNROLL
+    for (int dc = 0; dc < HS / 8; dc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int row = i0 + fa_row(i), d = fa_col(dc, i);
+            if (row < T && d < hs)
+                y[((size_t)b * T + row) * C + (size_t)h * hs + d] =
+                    l[i / 2] > 0.0f ? o[dc][i] / l[i / 2] : 0.0f;
+        }
+    if (threadIdx.x % 4 == 0)
+        UNROLL
+        for (int r = 0; r < 2; r++) {
+            const int row = i0 + fa_row(2 * r);
+            if (row < T) lse[(size_t)bh * T + row] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
+        }
+}
+
+// ----------------------------------------------------------------------------
+// backward, over key tiles: dK, dV of 64 keys; grid (B NH, key tiles)
+
+template <int HS>
+__global__ void __launch_bounds__(FA_THREADS)
+    flash_backward_kv_kernel(float *dqkv, const float *qkv, const float *dy, const float *lse,
+                             const float *D, int T, int C, int NH, int mask,
+                             const float *log_temp, float scale) {
+    __shared__ __align__(16) bf16 sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8], sq[FA_ROWS][HS + 8],
+        sg[FA_ROWS][HS + 8];
+    __shared__ float slse[FA_ROWS], sD[FA_ROWS];
+    const int bh = blockIdx.x, kt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
+    const int warp = threadIdx.x / 32;
+    const float s = attn_scale(log_temp, scale);
+    const size_t row3 = 3 * (size_t)C;
+    const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
+    const float *gbase = dy + (size_t)b * T * C + (size_t)h * hs;
+    fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
+    fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+    __syncthreads();
+    uint32_t kf[HS / 16][4], vf[HS / 16][4];
+    fa_load_a<HS>(kf, sk, warp * 16);
+    fa_load_a<HS>(vf, sv, warp * 16);
+    const int j0 = kt * FA_ROWS + warp * 16;   // this warp's first key
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
+    const int nqt = (T + FA_ROWS - 1) / FA_ROWS;
+    for (int qt = mask == MASK_CAUSAL ? kt : 0; qt < nqt; qt++) {
+        __syncthreads();
+        fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
+        fa_load_tile<HS>(sg, gbase, C, qt * FA_ROWS, T, hs);
+        for (int i = threadIdx.x; i < FA_ROWS; i += FA_THREADS) {
+            const int row = qt * FA_ROWS + i;
+            slse[i] = row < T ? lse[(size_t)bh * T + row] : INFINITY;
+            sD[i] = row < T ? D[(size_t)bh * T + row] : 0.0f;
+        }
+        __syncthreads();
+        float p[8][4], ds[8][4];   // P^T and dS^T: rows keys, columns queries
+        fa_times_tile_t<HS>(p, kf, sq);
+        fa_times_tile_t<HS>(ds, vf, sg);   // dP^T = V G^T
+        UNROLL
+        for (int nc = 0; nc < 8; nc++)
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int key = j0 + fa_row(i), c = fa_col(nc, i), q = qt * FA_ROWS + c;
+                const bool ok = q < T && key < T && attn_allowed(mask, q, key);
+                p[nc][i] = ok ? expf(s * p[nc][i] - slse[c]) : 0.0f;
+                ds[nc][i] = p[nc][i] * (ds[nc][i] - sD[c]);
+            }
+        fa_tile_times<HS>(dv, p, sg);
+        fa_tile_times<HS>(dk, ds, sq);
+    }
+    UNROLL
+    for (int dc = 0; dc < HS / 8; dc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int key = j0 + fa_row(i), d = fa_col(dc, i);
+            if (key < T && d < hs) {
+                float *row = dqkv + ((size_t)b * T + key) * row3 + (size_t)h * hs + d;
+                row[C] += s * dk[dc][i];
+                row[2 * (size_t)C] += dv[dc][i];
+            }
+        }
+}
+
+// ----------------------------------------------------------------------------
+// backward, over query tiles: dQ of 64 queries; grid (B NH, query tiles).
+// dt_partial (LSA, else NULL): this block's sum of Q_id (dS K)_id, in double.
+
+template <int HS>
+__global__ void __launch_bounds__(FA_THREADS)
+    flash_backward_q_kernel(float *dqkv, double *dt_partial, const float *qkv, const float *dy,
+                            const float *lse, const float *D, int T, int C, int NH, int mask,
+                            const float *log_temp, float scale) {
+    __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sg[FA_ROWS][HS + 8], sk[FA_ROWS][HS + 8],
+        sv[FA_ROWS][HS + 8];
+    __shared__ double sh[33];
+    const int bh = blockIdx.x, qt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
+    const int warp = threadIdx.x / 32;
+    const float s = attn_scale(log_temp, scale);
+    const size_t row3 = 3 * (size_t)C;
+    const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
+    fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
+    fa_load_tile<HS>(sg, dy + (size_t)b * T * C + (size_t)h * hs, C, qt * FA_ROWS, T, hs);
+    __syncthreads();
+    uint32_t qf[HS / 16][4], gf[HS / 16][4];
+    fa_load_a<HS>(qf, sq, warp * 16);
+    fa_load_a<HS>(gf, sg, warp * 16);
+    const int i0 = qt * FA_ROWS + warp * 16;
+    float L[2], Di[2];
+    UNROLL
+    for (int r = 0; r < 2; r++) {
+        const int row = i0 + fa_row(2 * r);
+        L[r] = row < T ? lse[(size_t)bh * T + row] : INFINITY;
+        Di[r] = row < T ? D[(size_t)bh * T + row] : 0.0f;
+    }
+    float dq[HS / 8][4] = {};
+    const int nkt = mask == MASK_CAUSAL ? qt + 1 : (T + FA_ROWS - 1) / FA_ROWS;
+    for (int kt = 0; kt < nkt; kt++) {
+        __syncthreads();
+        fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
+        fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+        __syncthreads();
+        float p[8][4], ds[8][4];
+        fa_times_tile_t<HS>(p, qf, sk);
+        fa_times_tile_t<HS>(ds, gf, sv);   // dP = G V^T
+        UNROLL
+        for (int nc = 0; nc < 8; nc++)
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int row = i0 + fa_row(i), col = kt * FA_ROWS + fa_col(nc, i);
+                const bool ok = col < T && attn_allowed(mask, row, col);
+                const float pij = ok ? expf(s * p[nc][i] - L[i / 2]) : 0.0f;
+                ds[nc][i] = pij * (ds[nc][i] - Di[i / 2]);
+            }
+        fa_tile_times<HS>(dq, ds, sk);
+    }
+    double dt = 0;
+    UNROLL
+    for (int dc = 0; dc < HS / 8; dc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int row = i0 + fa_row(i), d = fa_col(dc, i);
+            if (row < T && d < hs) {
+                float *q = dqkv + ((size_t)b * T + row) * row3 + (size_t)h * hs + d;
+                *q += s * dq[dc][i];
+                if (dt_partial) dt += (double)base[(size_t)row * row3 + d] * dq[dc][i];
+            }
+        }
+    if (dt_partial) {
+        dt = block_sum(dt, sh);
+        if (threadIdx.x == 0) dt_partial[(size_t)qt * gridDim.x + bh] = dt;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// host side
+
+static double *buf_part;
+static size_t cap_part;
+
+size_t flash_attention_saved_floats_cuda(int B, int NH, int T) { return (size_t)B * NH * T; }
+
+// the head size padded to the kernels' HS (16, 32 or 64); exits on a larger one
+static int flash_hs(int C, int NH) {
+    if (NH <= 0 || C % NH) {
+        fprintf(stderr, "error: attention: %d heads do not divide %d channels\n", NH, C);
+        exit(1);
+    }
+    const int hs = C / NH;
+    if (hs > FA_MAX_HS) {
+        fprintf(stderr, "error: the bf16 flash attention kernel supports head sizes up to %d; this "
+                "model's is %d (use --dtype=fp32)\n", FA_MAX_HS, hs);
+        exit(1);
+    }
+    return hs <= 16 ? 16 : hs <= 32 ? 32 : 64;
+}
+
+template <int HS>
+static void flash_forward(float *y, float *lse, const float *qkv, int B, int T, int C, int NH,
+                          const AttnArgs *a) {
+    const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
+    flash_forward_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
+        y, lse, qkv, T, C, NH, a->mask, a->log_temp, a->scale);
+    CUDA_LAUNCH_CHECK();
+}
+
+template <int HS>
+static void flash_backward(float *dqkv, const float *dy, const float *qkv, const float *lse,
+                           const float *D, int B, int T, int C, int NH, const AttnArgs *a) {
+    const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
+    flash_backward_kv_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
+        dqkv, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale);
+    CUDA_LAUNCH_CHECK();
+    double *part = NULL;
+    if (a->dlog_temp)
+        part = (double *)cuda_grow((void **)&buf_part, &cap_part,
+                                   (size_t)grid.x * grid.y * sizeof(double));
+    flash_backward_q_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
+        dqkv, part, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale);
+    CUDA_LAUNCH_CHECK();
+    if (a->dlog_temp) attention_dt_finish_cuda(a->dlog_temp, part, (int)(grid.x * grid.y), a);
+}
+
+void flash_attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T, int C,
+                                  int NH, const AttnArgs *args) {
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    switch (flash_hs(C, NH)) {
+    case 16: flash_forward<16>(y, saved, qkv, B, T, C, NH, args); break;
+    case 32: flash_forward<32>(y, saved, qkv, B, T, C, NH, args); break;
+    default: flash_forward<64>(y, saved, qkv, B, T, C, NH, args); break;
+    }
+}
+
+void flash_attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
+                                   const float *saved, int B, int T, int C, int NH,
+                                   const AttnArgs *args) {
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    const int HS = flash_hs(C, NH);
+    const float *D = attention_rowdot_cuda(dy, y, B, T, C, NH);
+    switch (HS) {
+    case 16: flash_backward<16>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
+    case 32: flash_backward<32>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
+    default: flash_backward<64>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
+    }
+}
