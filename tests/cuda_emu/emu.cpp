@@ -31,15 +31,19 @@
 
 dim3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 
-[[noreturn]] static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+// "cuda_emu: <message>" on stderr, then abort (emu_lt.cpp reports through it too)
+[[noreturn]] void emu_vdie(const char *fmt, va_list ap) {
     fflush(stdout);
     fprintf(stderr, "cuda_emu: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
-    va_end(ap);
     abort();
+}
+
+[[noreturn]] static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    emu_vdie(fmt, ap);
 }
 
 // ----------------------------------------------------------------------------
@@ -152,6 +156,14 @@ cudaError_t cudaSetDevice(int device) {
     int n = 0;
     cudaGetDeviceCount(&n);
     return device >= 0 && device < n ? cudaSuccess : cudaErrorInvalidDevice;
+}
+
+cudaError_t cudaGetDevice(int *device) {
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    if (!n) return cudaErrorNoDevice;
+    *device = 0;
+    return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
@@ -868,6 +880,7 @@ const char *cublasGetStatusString(cublasStatus_t s) {
     case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
     case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
     case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
     }
     return "unknown cuBLAS status";
 }
@@ -951,9 +964,12 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static void gemm_one(int tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc) {
+// D = alpha op(A) op(B) + beta C (+ bias[i] in row i), C read only when beta
+// is not 0; C and D may be the same matrix (ldc == ldd). cublasSgemm passes D = C
+// and no bias; emu_lt.cpp (cuBLASLt) calls it too, with its operands as floats.
+void emu_gemm(int tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+              float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+              const float *C, int ldc, float *D, int ldd, const float *bias) {
     const int fp32 = gemm_float_mode();
     std::vector<int> order(k > 0 ? k : 0);
     uint64_t shape = ((uint64_t)m * 1000003u + (uint64_t)n) * 1000003u + (uint64_t)k;
@@ -976,15 +992,18 @@ static void gemm_one(int tf32, cublasOperation_t ta, cublasOperation_t tb, int m
                     if (fp32) facc = fmaf(a, b, facc);
                     else acc += (double)a * b;
                 }
-            float *c = &C[i + (size_t)j * ldc];
+            const float *c = &C[i + (size_t)j * ldc];
+            float *d = &D[i + (size_t)j * ldd];
             if (fp32) {
                 float r = alpha * facc;
                 if (beta != 0.0f) r = fmaf(beta, *c, r);   // C is not read when beta is 0
-                *c = r;
+                if (bias) r += bias[i];
+                *d = r;
             } else {
                 double r = (double)alpha * acc;
                 if (beta != 0.0f) r += (double)beta * *c;
-                *c = (float)r;
+                if (bias) r += bias[i];
+                *d = (float)r;
             }
         }
 }
@@ -1031,7 +1050,17 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
     gemm_spans("cublasSgemm", ta, tb, m, n, k, A, lda, sA, B, ldb, sB, C, ldc, sC, batch, reads_ab);
     g_stats.gemms++;
     for (int b = 0; b < batch; b++)
-        gemm_one(handle->math == CUBLAS_TF32_TENSOR_OP_MATH, ta, tb, m, n, reads_ab ? k : 0, *alpha,
-                 A + b * sA, lda, B + b * sB, ldb, *beta, C + b * sC, ldc);
+        emu_gemm(handle->math == CUBLAS_TF32_TENSOR_OP_MATH, ta, tb, m, n, reads_ab ? k : 0, *alpha,
+                 A + b * sA, lda, B + b * sB, ldb, *beta, C + b * sC, ldc, C + b * sC, ldc, NULL);
     return CUBLAS_STATUS_SUCCESS;
 }
+
+// what emu_lt.cpp (cuBLASLt) shares with the code above; declared there
+void emu_check_device_span(const void *p, size_t bytes, const char *what) {
+    check_device_span(p, bytes, what);
+}
+void emu_check_host_span(const void *p, size_t bytes, const char *what) {
+    check_host_span(p, bytes, what);
+}
+void emu_count_gemm(void) { g_stats.gemms++; }
+void emu_count_handle(int delta) { g_live_handles += delta; }

@@ -406,37 +406,41 @@ static int leave_unfreed(void) {
     return 0;
 }
 
-static void test_unfreed_counted(void) {
+// Runs this test binary again as `test_emu MODE` with CUDA_EMU_STATS set, and
+// reads the counts it wrote at exit: out[i] is the count named keys[i] (0 if
+// absent). Returns whether the child exited 0.
+static int child_stats(const char *mode, const char *const *keys, unsigned long long *out, int n) {
     char path[] = "/tmp/test_emu_stats_XXXXXX";
     int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd < 0) return;
+    if (fd < 0) return 0;
     close(fd);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         setenv("CUDA_EMU_STATS", path, 1);
-        execl("/proc/self/exe", "test_emu", "--leave-unfreed", (char *)NULL);
+        execl("/proc/self/exe", "test_emu", mode, (char *)NULL);
         _exit(127);
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    unsigned long long mallocs = 0, frees = 0, unfreed = 0;
+    for (int i = 0; i < n; i++) out[i] = 0;
     char key[32];
     unsigned long long v;
     FILE *f = fopen(path, "r");
-    while (f && fscanf(f, "%31s %llu", key, &v) == 2) {
-        if (!strcmp(key, "mallocs")) mallocs = v;
-        if (!strcmp(key, "frees")) frees = v;
-        if (!strcmp(key, "unfreed")) unfreed = v;
-    }
+    while (f && fscanf(f, "%31s %llu", key, &v) == 2)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(key, keys[i])) out[i] = v;
     if (f) fclose(f);
     unlink(path);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the --leave-unfreed run failed");
-    CHECK(mallocs == 3 && frees == 1, "stats: %llu mallocs and %llu frees, expected 3 and 1",
-          mallocs, frees);
-    CHECK(unfreed == 3, "stats: %llu unfreed, expected 3 (2 at cudaDeviceReset, 1 at exit)",
-          unfreed);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_unfreed_counted(void) {
+    const char *keys[] = {"mallocs", "frees", "unfreed"};
+    unsigned long long c[3];
+    CHECK(child_stats("--leave-unfreed", keys, c, 3), "the --leave-unfreed run failed");
+    CHECK(c[0] == 3 && c[1] == 1, "stats: %llu mallocs and %llu frees, expected 3 and 1", c[0], c[1]);
+    CHECK(c[2] == 3, "stats: %llu unfreed, expected 3 (2 at cudaDeviceReset, 1 at exit)", c[2]);
 }
 
 // CUDA_EMU_GEMM: in double every element is exact; in float the order of the
@@ -645,8 +649,480 @@ static void run_ldmatrix_global(void) {
     ldmatrix_global_kernel<<<1, 32>>>((uint32_t *)d, d);
 }
 
+// ----------------------------------------------------------------------------
+// cuBLASLt (emu_lt.cpp): D = alpha op(A) op(B) + beta C (+ bias per row), A and
+// B bf16 or fp32, C and D fp32, through the calls matmul_bf16.cu makes
+
+#include <cublasLt.h>
+
+#include <vector>
+
+// until cuda_runtime.h declares them (emu_lt.cpp defines cudaDeviceGetAttribute)
+#ifndef CUDA_EMU_HAVE_DEVICE_ATTR
+enum cudaDeviceAttr {
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
+};
+cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
+#endif
+
+static const cublasStatus_t LT_NOT_SUPPORTED = (cublasStatus_t)15;   // CUBLAS_STATUS_NOT_SUPPORTED
+
+// one matmul: everything but the operands defaults to matmul_bf16.cu's choices
+struct LtCall {
+    cudaDataType_t atype = CUDA_R_16BF, btype = CUDA_R_16BF, ctype = CUDA_R_32F, dtype = CUDA_R_32F;
+    cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+    cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    int m = 0, n = 0, k = 0, lda = 1, ldb = 1, ldc = 1, ldd = 1;
+    const void *A = NULL, *B = NULL;
+    const float *C = NULL;
+    float *D = NULL;
+    float alpha = 1.0f, beta = 0.0f;
+    const float *bias = NULL;
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;   // BIAS when bias is set
+    void *ws = NULL;
+    size_t ws_pref = 0, ws_given = 0;   // the preference's maximum; what cublasLtMatmul gets
+    uint32_t align = 0;                 // the preferences' minimum alignments (0: the default 256)
+    int null_algo = 0;
+};
+
+// the status of the first call that fails, or of cublasLtMatmul
+static cublasStatus_t lt_call(cublasLtHandle_t lt, const LtCall &c) {
+    cublasLtMatmulDesc_t desc;
+    cublasStatus_t st = cublasLtMatmulDescCreate(&desc, c.compute, CUDA_R_32F);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &c.ta, sizeof c.ta);
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &c.tb, sizeof c.tb);
+    const cublasLtEpilogue_t epi = c.bias ? CUBLASLT_EPILOGUE_BIAS : c.epilogue;
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (c.bias) {
+        const cudaDataType_t bt = CUDA_R_32F;
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof c.bias);
+    }
+    cublasLtMatrixLayout_t la, lb, lc, ld;
+    cublasLtMatrixLayoutCreate(&la, c.atype, c.ta == CUBLAS_OP_N ? c.m : c.k, c.ta == CUBLAS_OP_N ? c.k : c.m, c.lda);
+    cublasLtMatrixLayoutCreate(&lb, c.btype, c.tb == CUBLAS_OP_N ? c.k : c.n, c.tb == CUBLAS_OP_N ? c.n : c.k, c.ldb);
+    cublasLtMatrixLayoutCreate(&lc, c.ctype, c.m, c.n, c.ldc);
+    cublasLtMatrixLayoutCreate(&ld, c.dtype, c.m, c.n, c.ldd);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    const uint64_t ws_pref = c.ws_pref;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_pref, sizeof ws_pref);
+    if (c.align) {
+        const cublasLtMatmulPreferenceAttributes_t which[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++) cublasLtMatmulPreferenceSetAttribute(pref, which[i], &c.align, sizeof c.align);
+    }
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    st = cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, ld, pref, 1, &heur, &found);
+    if (st == CUBLAS_STATUS_SUCCESS && (found != 1 || heur.state != CUBLAS_STATUS_SUCCESS ||
+                                        heur.workspaceSize > c.ws_pref))
+        st = CUBLAS_STATUS_EXECUTION_FAILED;   // not what a heuristic may return
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmul(lt, desc, &c.alpha, c.A, la, c.B, lb, &c.beta, c.C, lc, c.D, ld,
+                            c.null_algo ? NULL : &heur.algo, c.ws, c.ws_given, 0);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatmulDescDestroy(desc);
+    return st;
+}
+
+static float lt_uniform(uint32_t *s) {
+    *s = *s * 1103515245u + 12345u;
+    return (float)((*s >> 8) % 20001) / 10000.0f - 1.0f;
+}
+
+// a column-major rows x cols matrix with leading dimension ld, its padding NaN;
+// host values in `vals` (bf16-rounded when bf16), device copy returned
+static void *lt_matrix(int rows, int cols, int ld, int is_bf16, uint32_t *seed, std::vector<double> &vals) {
+    const size_t n = (size_t)ld * (cols - 1) + rows + 3;   // 3 past the end, NaN too
+    vals.assign(n, NAN);
+    std::vector<bf16> hb(n, __float2bfloat16_rn(NAN));
+    std::vector<float> hf(n, NAN);
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++) {
+            const size_t at = i + (size_t)j * ld;
+            const float x = lt_uniform(seed) * 2.0f;
+            hb[at] = __float2bfloat16_rn(x);
+            hf[at] = x;
+            vals[at] = is_bf16 ? __bfloat162float(hb[at]) : x;
+        }
+    void *d = dev_alloc(n * (is_bf16 ? 2 : 4));
+    cudaMemcpy(d, is_bf16 ? (const void *)hb.data() : (const void *)hf.data(), n * (is_bf16 ? 2 : 4),
+               cudaMemcpyHostToDevice);
+    return d;
+}
+
+static int lt_float_mode(void) {
+    const char *e = getenv("CUDA_EMU_GEMM");
+    return e && !strcmp(e, "float");
+}
+
+// every transpose pair, two shapes, beta 0 (C NaN) and 1 (C apart from D, or D
+// itself), with and without the bias, against double on the operands' values
+static void test_lt_matmul(cublasLtHandle_t lt, int bf16_in) {
+    const int shapes[2][3] = {{7, 5, 33}, {64, 48, 96}};
+    void *ws = dev_alloc(4 << 20);
+    uint32_t seed = bf16_in ? 11 : 12;
+    int cases = 0, failed = 0;
+    double worst = 0;
+    for (int s = 0; s < 2; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int mode = 0; mode < 3; mode++)   // beta 0 | beta 1, C apart | beta 1, in place
+                    for (int with_bias = 0; with_bias < 2; with_bias++) {
+                        const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                        LtCall c;
+                        c.atype = c.btype = bf16_in ? CUDA_R_16BF : CUDA_R_32F;
+                        c.ta = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+                        c.tb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+                        c.m = m, c.n = n, c.k = k;
+                        const int arows = ta ? k : m, acols = ta ? m : k, brows = tb ? n : k, bcols = tb ? k : n;
+                        c.lda = arows + 3, c.ldb = brows + 1;
+                        c.ldd = m + 1;
+                        c.ldc = mode == 2 ? c.ldd : m + 2;
+                        c.beta = mode ? 1.0f : 0.0f;
+                        c.alpha = mode == 1 ? 0.5f : 1.0f;
+                        std::vector<double> a, b, cv, dv, bv;
+                        c.A = lt_matrix(arows, acols, c.lda, bf16_in, &seed, a);
+                        c.B = lt_matrix(brows, bcols, c.ldb, bf16_in, &seed, b);
+                        float *dC = (float *)lt_matrix(m, n, c.ldc, 0, &seed, cv);
+                        if (mode == 0) {   // C is not read: all NaN
+                            std::vector<float> nan(cv.size(), NAN);
+                            cudaMemcpy(dC, nan.data(), nan.size() * 4, cudaMemcpyHostToDevice);
+                        }
+                        float *dD = mode == 2 ? dC : (float *)lt_matrix(m, n, c.ldd, 0, &seed, dv);
+                        if (mode != 2) {   // D's old values do not matter: NaN
+                            std::vector<float> nan(dv.size(), NAN);
+                            cudaMemcpy(dD, nan.data(), nan.size() * 4, cudaMemcpyHostToDevice);
+                        }
+                        c.C = dC, c.D = dD;
+                        float *dbias = NULL;
+                        if (with_bias) dbias = (float *)lt_matrix(m, 1, m, 0, &seed, bv);
+                        c.bias = dbias;
+                        c.ws = ws, c.ws_pref = c.ws_given = 4 << 20;
+                        const cublasStatus_t st = lt_call(lt, c);
+                        const size_t nd = (size_t)c.ldd * (n - 1) + m + 3;
+                        std::vector<float> got(nd);
+                        cudaMemcpy(got.data(), dD, nd * 4, cudaMemcpyDeviceToHost);
+                        int ok = st == CUBLAS_STATUS_SUCCESS;
+                        for (int j = 0; j < n; j++)
+                            for (int i = 0; i < m; i++) {
+                                double acc = 0, mag = 0;
+                                for (int l = 0; l < k; l++) {
+                                    const double x = ta ? a[l + (size_t)i * c.lda] : a[i + (size_t)l * c.lda];
+                                    const double y = tb ? b[j + (size_t)l * c.ldb] : b[l + (size_t)j * c.ldb];
+                                    acc += x * y;
+                                    mag += fabs(x * y);
+                                }
+                                double want = c.alpha * acc;
+                                mag *= c.alpha;
+                                if (mode) {
+                                    want += c.beta * cv[i + (size_t)j * c.ldc];
+                                    mag += fabs(cv[i + (size_t)j * c.ldc]);
+                                }
+                                if (with_bias) want += bv[i], mag += fabs(bv[i]);
+                                const double err = fabs(got[i + (size_t)j * c.ldd] - want) / (mag + 1e-30);
+                                // double: one rounding; float: one per term, in any order
+                                const double tol = lt_float_mode() ? (k + 4) * 6e-8 : 6e-8;
+                                if (!(err <= tol)) ok = 0;
+                                if (err > worst) worst = err;
+                            }
+                        // D's padding (and past its end) untouched
+                        for (int j = 0; j < n && mode != 2; j++)
+                            for (int i = m; i < c.ldd && (size_t)i + (size_t)j * c.ldd < nd; i++)
+                                ok &= got[i + (size_t)j * c.ldd] != got[i + (size_t)j * c.ldd];
+                        for (size_t i = nd - 3; i < nd; i++) ok &= got[i] != got[i];
+                        cases++;
+                        if (!ok) {
+                            failed++;
+                            fprintf(stderr, "cuBLASLt %s: m=%d n=%d k=%d ta=%d tb=%d mode=%d bias=%d: "
+                                    "status %d, worst error %.3g\n", bf16_in ? "bf16" : "fp32", m, n, k,
+                                    ta, tb, mode, with_bias, (int)st, worst);
+                        }
+                        cudaFree((void *)c.A);
+                        cudaFree((void *)c.B);
+                        cudaFree(dC);
+                        if (mode != 2) cudaFree(dD);
+                        cudaFree(dbias);
+                    }
+    CHECK(!failed, "cuBLASLt %s: %d of %d matmuls differ from the reference (worst %.3g of sum |terms|)",
+          bf16_in ? "bf16" : "fp32", failed, cases, worst);
+    cudaFree(ws);
+}
+
+// CUDA_EMU_GEMM=float reaches cuBLASLt too: the +2^24 / -2^24 sum of test_gemm_order in bf16
+static void test_lt_order(cublasLtHandle_t lt) {
+    const int k = 64, n = 64;
+    std::vector<bf16> a(k, __float2bfloat16_rn(1.0f)), b((size_t)k * n, __float2bfloat16_rn(1.0f));
+    a[0] = __float2bfloat16_rn(16777216.0f), a[1] = __float2bfloat16_rn(-16777216.0f);
+    bf16 *da = (bf16 *)dev_alloc(k * 2), *db = (bf16 *)dev_alloc((size_t)k * n * 2);
+    float *dd = (float *)dev_alloc(n * 4);
+    cudaMemcpy(da, a.data(), k * 2, cudaMemcpyHostToDevice);
+    cudaMemcpy(db, b.data(), (size_t)k * n * 2, cudaMemcpyHostToDevice);
+    LtCall c;
+    c.m = 1, c.n = n, c.k = k, c.lda = 1, c.ldb = k, c.ldc = c.ldd = 1;
+    c.A = da, c.B = db, c.C = c.D = dd;
+    float d1[64], d2[64];
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt order: first matmul");
+    cudaMemcpy(d1, dd, sizeof d1, cudaMemcpyDeviceToHost);
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt order: second matmul");
+    cudaMemcpy(d2, dd, sizeof d2, cudaMemcpyDeviceToHost);
+    int exact = 0, distinct = 0;
+    for (int j = 0; j < n; j++) exact += d1[j] == 62.0f, distinct += j && d1[j] != d1[0];
+    if (lt_float_mode()) {
+        CHECK(exact < n && distinct > 0, "cuBLASLt, CUDA_EMU_GEMM=float: %d of %d sums exact, %d "
+              "unlike the first: no fp32 accumulation in a shuffled order", exact, n, distinct);
+        CHECK(!memcmp(d1, d2, sizeof d1), "cuBLASLt, CUDA_EMU_GEMM=float: a repeated matmul gave other bits");
+    } else {
+        CHECK(exact == n, "cuBLASLt, CUDA_EMU_GEMM=double: %d of %d sums exact", exact, n);
+    }
+    cudaFree(da); cudaFree(db); cudaFree(dd);
+}
+
+// the statuses real cuBLASLt gives for misuse (INVALID_VALUE) and what the
+// emulator does not compute (NOT_SUPPORTED); a good call in between, to show
+// each failing call differs from it in one thing
+static void test_lt_misuse(cublasLtHandle_t lt) {
+    const int m = 4, n = 3, k = 5;
+    bf16 *A = (bf16 *)dev_alloc(64 * 2), *B = (bf16 *)dev_alloc(64 * 2);
+    float *D = (float *)dev_alloc(64 * 4), *bias = (float *)dev_alloc(16 * 4);
+    void *ws = dev_alloc(1 << 20);
+    cudaMemset(A, 0, 64 * 2);
+    cudaMemset(B, 0, 64 * 2);
+    cudaMemset(bias, 0, 16 * 4);
+    LtCall good;
+    good.m = m, good.n = n, good.k = k, good.lda = m, good.ldb = k, good.ldc = good.ldd = m;
+    good.A = A, good.B = B, good.C = good.D = D;
+    good.ws = ws, good.ws_pref = good.ws_given = 1 << 20;
+    CHECK(lt_call(lt, good) == CUBLAS_STATUS_SUCCESS, "cuBLASLt misuse: the good call failed");
+    LtCall c = good;
+    c.bias = bias;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt misuse: the good call with a bias failed");
+    c = good, c.null_algo = 1;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt misuse: a NULL algo (cuBLASLt picks) failed");
+    c = good, c.ws_pref = c.ws_given = 0, c.ws = NULL;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt misuse: no workspace failed");
+    c = good, c.lda = m - 1;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: lda below A's rows accepted");
+    c = good, c.ldd = c.ldc = m - 1;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: ldd below m accepted");
+    c = good, c.ldc = m + 1;   // C == D with another layout
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: in place with ldc != ldd accepted");
+    c = good, c.ws_given = (1 << 20) - 1;   // less than the heuristic's algorithm asked for
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: a workspace below the algorithm's accepted");
+    c = good, c.epilogue = CUBLASLT_EPILOGUE_BIAS;   // and no bias pointer
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: the bias epilogue without a bias accepted");
+    c = good, c.atype = c.btype = CUDA_R_16F;
+    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: fp16 operands not reported unsupported");
+    c = good, c.btype = CUDA_R_32F;
+    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: bf16 A with fp32 B not reported unsupported");
+    c = good, c.ctype = c.dtype = CUDA_R_16BF;
+    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: a bf16 D not reported unsupported");
+    c = good, c.compute = CUBLAS_COMPUTE_64F;
+    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: compute 64F not reported unsupported");
+    c = good, c.epilogue = CUBLASLT_EPILOGUE_GELU;
+    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: the GELU epilogue not reported unsupported");
+    c = good, c.m = 0;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt: m = 0 is not a no-op");
+
+    // layouts that do not fit together, attributes of the wrong size, bad arguments
+    cublasLtMatmulDesc_t desc;
+    CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS,
+          "cublasLtMatmulDescCreate");
+    const cublasOperation_t op = CUBLAS_OP_T;
+    const int64_t op64 = CUBLAS_OP_T;
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    const uint64_t epi64 = CUBLASLT_EPILOGUE_BIAS;
+    const int32_t bt = CUDA_R_32F;
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op, sizeof op) == CUBLAS_STATUS_SUCCESS &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op64, sizeof op64) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op, 2) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, NULL, sizeof op) == CUBLAS_STATUS_INVALID_VALUE,
+          "cublasLtMatmulDescSetAttribute: a transpose of the wrong size accepted");
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi64, sizeof epi64) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, 4) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, 8) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == CUBLAS_STATUS_SUCCESS,
+          "cublasLtMatmulDescSetAttribute: an epilogue attribute of the wrong size accepted");
+    const cublasOperation_t opn = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opn, sizeof opn);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    const uint32_t ws32 = 1 << 20;
+    const uint64_t ws64 = 1 << 20;
+    CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws32, sizeof ws32) == CUBLAS_STATUS_INVALID_VALUE &&
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws64, sizeof ws64) == CUBLAS_STATUS_SUCCESS,
+          "cublasLtMatmulPreferenceSetAttribute: a 4-byte workspace size accepted");
+    // op(A) m x k (A stored N), op(B) k x n (B stored N), D m x n
+    cublasLtMatrixLayout_t la, lb, lb_bad, ld, lc_bad;
+    cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, m, k, m);
+    cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, k, n, k);
+    cublasLtMatrixLayoutCreate(&lb_bad, CUDA_R_16BF, k + 1, n, k + 1);   // k + 1 rows
+    cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m);
+    cublasLtMatrixLayoutCreate(&lc_bad, CUDA_R_32F, m, n + 1, m);       // C wider than D
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = -1;
+    // the bias pointer: set on the descriptor (the epilogue is BIAS)
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &heur, &found) == CUBLAS_STATUS_SUCCESS &&
+          found == 1 && heur.workspaceSize <= (1 << 20), "cublasLtMatmulAlgoGetHeuristic: the good layouts");
+    found = -1;
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb_bad, ld, ld, pref, 1, &heur, &found) ==
+          CUBLAS_STATUS_INVALID_VALUE && found == 0, "cuBLASLt misuse: op(B) with k + 1 rows accepted");
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc_bad, ld, pref, 1, &heur, &found) ==
+          CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: C of another shape than D accepted");
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 0, &heur, &found) ==
+          CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: requestedAlgoCount 0 accepted");
+    CHECK(cublasLtMatmulAlgoGetHeuristic(NULL, desc, la, lb, ld, ld, pref, 1, &heur, &found) ==
+          CUBLAS_STATUS_NOT_INITIALIZED, "cuBLASLt misuse: a NULL handle accepted");
+    const float one = 1.0f, zero = 0.0f;
+    CHECK(cublasLtMatmul(lt, desc, &one, A, la, B, lb_bad, &zero, D, ld, D, ld, NULL, NULL, 0, 0) ==
+          CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: cublasLtMatmul with op(B) k + 1 rows accepted");
+    cublasLtMatmulAlgo_t zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    CHECK(cublasLtMatmul(lt, desc, &one, A, la, B, lb, &zero, D, ld, D, ld, &zeroed, NULL, 0, 0) ==
+          CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: an algo not from the heuristic accepted");
+    CHECK(cublasLtMatmul(lt, desc, &one, A, la, B, lb, &zero, D, ld, D, ld, &heur.algo, ws, 1 << 20, 0) ==
+          CUBLAS_STATUS_SUCCESS, "cuBLASLt: the good matmul with the bias");
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lb_bad);
+    cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatrixLayoutDestroy(lc_bad);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatmulDescDestroy(desc);
+
+    // the heuristic assumes 256-byte aligned operands unless told otherwise
+    c = good, c.C = c.D = D + 4, c.align = 16;
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt: D 16-byte aligned, with the preference saying 16");
+    cudaFree(A); cudaFree(B); cudaFree(D); cudaFree(bias); cudaFree(ws);
+}
+
+// what aborts: each run in a child by aborts_with
+static LtCall lt_small_call(void) {
+    LtCall c;
+    c.m = 4, c.n = 4, c.k = 4, c.lda = c.ldb = c.ldc = c.ldd = 4;
+    c.A = dev_alloc(16 * 2), c.B = dev_alloc(16 * 2);
+    c.D = (float *)dev_alloc(16 * 4), c.C = c.D;
+    return c;
+}
+static void lt_run_child(const LtCall &c) {
+    cublasLtHandle_t lt;
+    cublasLtCreate(&lt);
+    lt_call(lt, c);
+}
+static void run_lt_a_past_end(void) {
+    LtCall c = lt_small_call();
+    c.A = dev_alloc(15 * 2);   // A is 4 x 4: 16 bf16
+    lt_run_child(c);
+}
+static void run_lt_bias_past_end(void) {
+    LtCall c = lt_small_call();
+    c.bias = (float *)dev_alloc(3 * 4);   // 4 rows
+    lt_run_child(c);
+}
+static void run_lt_workspace_host(void) {
+    static char host[1 << 10];
+    LtCall c = lt_small_call();
+    c.ws = host, c.ws_pref = c.ws_given = sizeof host;
+    lt_run_child(c);
+}
+static void run_lt_d_misaligned(void) {
+    LtCall c = lt_small_call();
+    float *d = (float *)dev_alloc(32 * 4);
+    c.C = c.D = d + 1;   // 4-byte aligned; the preferences say 256
+    lt_run_child(c);
+}
+static void run_lt_d_overlaps_a(void) {
+    LtCall c = lt_small_call();
+    float *d = (float *)dev_alloc(64 * 4);
+    c.atype = c.btype = CUDA_R_32F;
+    c.A = d, c.B = d + 32, c.C = c.D = d + 8;   // D (floats 8-23) inside A (0-15)
+    c.align = 4;
+    lt_run_child(c);
+}
+
+// CUDA_EMU_STATS: a cuBLASLt matmul is one GEMM (none for an empty one), a live handle is unfreed
+static cublasLtHandle_t g_kept_lt;
+static int lt_stats_child(void) {
+    cublasLtHandle_t lt;
+    cublasLtCreate(&lt);
+    LtCall c = lt_small_call();
+    cudaMemset((void *)c.A, 0, 32);
+    cudaMemset((void *)c.B, 0, 32);
+    lt_call(lt, c);
+    lt_call(lt, c);
+    c.n = 0;
+    lt_call(lt, c);
+    cublasLtDestroy(lt);
+    cudaFree((void *)c.A); cudaFree((void *)c.B); cudaFree(c.D);
+    cublasLtCreate(&g_kept_lt);   // live at exit: 1 unfreed
+    return 0;
+}
+static void test_lt_stats(void) {
+    const char *keys[] = {"gemms", "unfreed"};
+    unsigned long long c[2];
+    CHECK(child_stats("--lt-stats", keys, c, 2), "the --lt-stats run failed");
+    CHECK(c[0] == 2 && c[1] == 1, "cuBLASLt stats: %llu gemms and %llu unfreed, expected 2 and 1",
+          c[0], c[1]);
+}
+
+// compute capability from CUDA_EMU_SM (default 90), 132 multiprocessors
+static void test_device_attributes(void) {
+    int major = -1, minor = -1, sms = -1;
+    CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess &&
+          cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) == cudaSuccess &&
+          cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess &&
+          major == 9 && minor == 0 && sms == 132,
+          "cudaDeviceGetAttribute: %d.%d with %d SMs, expected 9.0 with 132", major, minor, sms);
+    setenv("CUDA_EMU_SM", "86", 1);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+    unsetenv("CUDA_EMU_SM");
+    CHECK(major == 8 && minor == 6, "cudaDeviceGetAttribute: CUDA_EMU_SM=86 gave %d.%d", major, minor);
+    CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 1) == cudaErrorInvalidDevice,
+          "cudaDeviceGetAttribute: device 1 of 1 accepted");
+}
+static void run_bad_sm(void) {
+    int v;
+    setenv("CUDA_EMU_SM", "nine", 1);
+    cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, 0);
+}
+
+static void test_lt(void) {
+    cublasLtHandle_t lt;
+    CHECK(cublasLtCreate(&lt) == CUBLAS_STATUS_SUCCESS, "cublasLtCreate");
+    test_lt_matmul(lt, 1);
+    test_lt_matmul(lt, 0);
+    test_lt_order(lt);
+    test_lt_misuse(lt);
+    CHECK(cublasLtDestroy(lt) == CUBLAS_STATUS_SUCCESS, "cublasLtDestroy");
+    test_lt_stats();
+    CHECK(aborts_with(run_lt_a_past_end, "cublasLtMatmul: A: 32 bytes"),
+          "cuBLASLt: an A past the end of its allocation was not reported");
+    CHECK(aborts_with(run_lt_bias_past_end, "cublasLtMatmul: the bias (epilogue)"),
+          "cuBLASLt: a bias past the end of its allocation was not reported");
+    CHECK(aborts_with(run_lt_workspace_host, "cublasLtMatmul: the workspace"),
+          "cuBLASLt: a workspace in host memory was not reported");
+    CHECK(aborts_with(run_lt_d_misaligned, "CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES"),
+          "cuBLASLt: a D less aligned than the heuristic assumed was not reported");
+    CHECK(aborts_with(run_lt_d_overlaps_a, "D overlaps A"),
+          "cuBLASLt: a D overlapping A was not reported");
+    test_device_attributes();
+    CHECK(aborts_with(run_bad_sm, "CUDA_EMU_SM=nine"), "CUDA_EMU_SM=nine was not reported");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--leave-unfreed")) return leave_unfreed();
+    if (argc > 1 && !strcmp(argv[1], "--lt-stats")) return lt_stats_child();
     test_coordinates();
     test_barrier();
     test_shared_poison();
@@ -700,5 +1176,6 @@ int main(int argc, char **argv) {
     printf("test_emu: skipped: a kernel writing past its buffer (needs AddressSanitizer: make "
            "test-sanitize)\n");
 #endif
+    test_lt();
     return test_summary("test_emu");
 }
