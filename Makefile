@@ -70,8 +70,8 @@ HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h && echo 1)
 ifeq ($(HAVE_NCCL),1)
 NVCCFLAGS += -DHAVE_NCCL
 endif
-CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/flash_attention.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
-CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++
+CUDA_OBJS = $(BUILD)/attention.cu.o $(BUILD)/flash_attention.cu.o $(BUILD)/matmul_bf16.cu.o $(BUILD)/variants.cu.o $(BUILD)/layers.cu.o $(BUILD)/backend_cuda.cu.o
+CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lcurand -lstdc++
 ifeq ($(HAVE_NCCL),1)
 CUDA_LIBS += -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib -lnccl
 endif
@@ -92,7 +92,7 @@ GPT2_VOCAB ?= data/gpt2
 .PHONY: all test test-gpu check-kernels test-gpu-emu test-sanitize sanitize-run sanitize-emu-run test-fuzz clean
 # keep intermediate objects (and keep make quiet after the test summary)
 .SECONDARY:
-all: $(BINARIES)
+all: $(BINARIES) $(if $(NVCC),$(BUILD)/bench_attention)
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found: built CPU-only binaries (--device=cuda is unavailable)"
 endif
@@ -143,6 +143,10 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcore.a
 $(BUILD)/test_gpu: $(BUILD)/tests/test_backend.o $(CPU_OBJS) $(CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
 
+# the attention op alone on the GPU, bf16 and fp32 (bench/gpu.sh runs it)
+$(BUILD)/bench_attention: $(BUILD)/bench/attention_bench.o $(CPU_OBJS) $(CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+
 # the same checks on the fast CPU backend
 $(BUILD)/tests/test_backend_fast.o: tests/test_backend.c $(wildcard *.h src/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -162,8 +166,8 @@ test-gpu: all
 ifeq ($(NVCC),)
 	@echo "test-gpu: skipped: this build has no CUDA backend (nvcc not found)"
 else
-	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu train_vit && TRAIN_TF32=0 $(BUILD)/test_gpu && \
-	    TRAIN_TF32=0 tests/test_gpu_runs.sh
+	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu $(BUILD)/bench_attention train_vit && \
+	    TRAIN_TF32=0 $(BUILD)/test_gpu && TRAIN_TF32=0 BENCH_ATTENTION=$(BUILD)/bench_attention tests/test_gpu_runs.sh
 endif
 
 # Every kernel's registers, spills and shared memory as ptxas reports them: a
@@ -180,7 +184,7 @@ EMU ?= build/emu
 CXX ?= g++
 EMU_CXXFLAGS = $(OPT) -g -std=c++17 -Wall -Wextra -DHAVE_CUDA -Itests/cuda_emu -I.
 EMU_OBJS = $(patsubst %.c,$(EMU)/%.o,$(OPS) $(SHARED))
-EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/flash_attention.cu.o $(EMU)/variants.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o
+EMU_CUDA_OBJS = $(EMU)/attention.cu.o $(EMU)/flash_attention.cu.o $(EMU)/matmul_bf16.cu.o $(EMU)/variants.cu.o $(EMU)/layers.cu.o $(EMU)/backend_cuda.cu.o $(EMU)/emu.o $(EMU)/emu_lt.o
 EMU_HEADERS = $(wildcard *.h *.cuh src/*.h tests/cuda_emu/*.h)
 $(EMU)/backend.o: CFLAGS += -DHAVE_CUDA
 $(patsubst %.c,$(EMU)/%.o,$(FAST_SRCS)): CFLAGS += $(FAST_CFLAGS)
@@ -196,7 +200,7 @@ $(EMU)/%.cu.cpp: %.cu tests/cuda_emu/translate.py
 $(EMU)/%.cu.o: $(EMU)/%.cu.cpp $(EMU_HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
-$(EMU)/emu.o: tests/cuda_emu/emu.cpp $(EMU_HEADERS)
+$(EMU)/emu.o $(EMU)/emu_lt.o: $(EMU)/%.o: tests/cuda_emu/%.cpp $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
@@ -206,14 +210,18 @@ $(EMU)/train_gpt $(EMU)/train_vit: $(EMU)/%: $(EMU)/%.o $(EMU_OBJS) $(EMU_CUDA_O
 $(EMU)/test_gpu: $(EMU)/tests/test_backend.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
+$(EMU)/bench_attention: $(EMU)/bench/attention_bench.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
+
 # the emulator's own checks: CUDA semantics, and every fault it says it reports
-$(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o
+$(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o $(EMU)/emu_lt.o
 	$(CXX) $(EMU_CXXFLAGS) $^ -o $@
 
 # test_gpu runs every launch twice (CUDA_EMU_RACECHECK: ascending and descending
 # thread order, compared); the trainer runs once
-test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit
-	@CUDA_EMU=1 TRAIN_TF32=0 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit tests/run_all.sh \
+test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit $(EMU)/bench_attention
+	@CUDA_EMU=1 TRAIN_TF32=0 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit \
+	    BENCH_ATTENTION=$(EMU)/bench_attention tests/run_all.sh \
 	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/cuda_emu/float_gemm.sh tests/test_gpu_runs.sh
 
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)

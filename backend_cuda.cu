@@ -97,16 +97,74 @@ static void remember_scratch(void **buf, size_t *cap) {
     g_nscratch++;
 }
 
+// ----------------------------------------------------------------------------
+// device memory accounting (the table's peak_memory): the bytes the table's
+// alloc and cuda_grow hold now and held at most, and the whole device's use
+// (cudaMemGetInfo) sampled after each of those allocations
+
+static size_t g_mem_now, g_mem_peak, g_mem_total, g_mem_used_peak;
+struct LiveAlloc { void *p; size_t bytes; };
+static LiveAlloc *g_live;   // the table's allocations not yet freed
+static size_t g_nlive, g_live_cap;
+
+static void sample_device_use(void) {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+        cudaGetLastError();   // a number we go without, not an error of the run
+        return;
+    }
+    g_mem_total = total_bytes;
+    if (total_bytes - free_bytes > g_mem_used_peak) g_mem_used_peak = total_bytes - free_bytes;
+}
+
+static void count_alloc(size_t bytes) {
+    g_mem_now += bytes;
+    if (g_mem_now > g_mem_peak) g_mem_peak = g_mem_now;
+    sample_device_use();
+}
+
+static void *tracked_alloc(size_t bytes) {
+    void *p = cuda_alloc(bytes);
+    if (g_nlive == g_live_cap) {
+        g_live_cap = g_live_cap ? 2 * g_live_cap : 64;
+        g_live = (LiveAlloc *)realloc(g_live, g_live_cap * sizeof *g_live);
+        if (!g_live) { fprintf(stderr, "error: out of host memory\n"); exit(1); }
+    }
+    g_live[g_nlive++] = LiveAlloc{p, bytes};
+    count_alloc(bytes);
+    return p;
+}
+
+static void tracked_free(void *p) {
+    if (!p) return;
+    for (size_t i = g_nlive; i-- > 0;)
+        if (g_live[i].p == p) {
+            g_mem_now -= g_live[i].bytes;
+            g_live[i] = g_live[--g_nlive];
+            break;
+        }
+    cuda_free(p);
+}
+
+static size_t peak_memory_cuda(size_t *device_total, size_t *device_used) {
+    sample_device_use();
+    if (device_total) *device_total = g_mem_total;
+    if (device_used) *device_used = g_mem_used_peak;
+    return g_mem_peak;
+}
+
 void *cuda_grow(void **buf, size_t *cap, size_t bytes) {
     if (bytes > *cap) {
         if (*buf) {
             // queued kernels may still read the old buffer
             CUDA_CHECK(cudaDeviceSynchronize());
             CUDA_CHECK(cudaFree(*buf));
+            g_mem_now -= *cap;
         }
         *buf = NULL;
         CUDA_CHECK(cudaMalloc(buf, bytes));
         *cap = bytes;
+        count_alloc(bytes);
         remember_scratch(buf, cap);
     }
     return *buf;
@@ -116,11 +174,16 @@ void cuda_shutdown(void) {
     CUDA_CHECK(cudaDeviceSynchronize());
     for (int i = 0; i < g_nscratch; i++) {
         CUDA_CHECK(cudaFree(*g_scratch[i].buf));
+        g_mem_now -= *g_scratch[i].cap;
         *g_scratch[i].buf = NULL;
         *g_scratch[i].cap = 0;
     }
     g_nscratch = 0;
+    free(g_live);   // (empty: the caller has freed what it allocated)
+    g_live = NULL;
+    g_nlive = g_live_cap = 0;
     layers_cuda_shutdown();
+    matmul_bf16_shutdown();
     if (g_cublas) CUBLAS_CHECK(cublasDestroy(g_cublas));
     g_cublas = NULL;
 #ifdef HAVE_NCCL
@@ -154,8 +217,8 @@ static void matmul_gelu_forward_cuda(float *pre, float *out, const float *inp,
 }
 
 static const Backend *fail(const char **why, const char *what, cudaError_t err) {
-    snprintf(g_why, sizeof g_why, "no CUDA device: %s%s%s", what, err != cudaSuccess ? ": " : "",
-             err != cudaSuccess ? cudaGetErrorString(err) : "");
+    snprintf(g_why, sizeof g_why, "no usable CUDA device: %s%s%s", what,
+             err != cudaSuccess ? ": " : "", err != cudaSuccess ? cudaGetErrorString(err) : "");
     if (why) *why = g_why;
     return NULL;
 }
@@ -165,7 +228,7 @@ static const Backend *init_cuda(const char **why) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) return fail(why, "cudaGetDeviceCount failed", err);
-    if (count < 1) return fail(why, "none found", cudaSuccess);
+    if (count < 1) return fail(why, "cudaGetDeviceCount found no device", cudaSuccess);
     // one GPU per process of a node: the launcher's local rank (Open MPI, MPICH, torchrun's name)
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     if (!local) local = getenv("MPI_LOCALRANKID");
@@ -176,15 +239,19 @@ static const Backend *init_cuda(const char **why) {
     if ((err = cudaMalloc((void **)&probe, sizeof(int))) != cudaSuccess)
         return fail(why, "cudaMalloc failed", err);
     probe_kernel<<<1, 1>>>(probe);
+    const char *failed = "a test kernel's launch failed (built for another GPU?)";
     err = cudaGetLastError();
-    if (err == cudaSuccess) err = cudaMemcpy(&answer, probe, sizeof(int), cudaMemcpyDeviceToHost);
+    if (err == cudaSuccess) {
+        failed = "cudaMemcpy of a test kernel's result failed";
+        err = cudaMemcpy(&answer, probe, sizeof(int), cudaMemcpyDeviceToHost);
+    }
     cudaFree(probe);
-    if (err != cudaSuccess) return fail(why, "a test kernel did not run (built for another GPU?)", err);
+    if (err != cudaSuccess) return fail(why, failed, err);
     if (answer != 42) return fail(why, "a test kernel returned a wrong value", cudaSuccess);
     cublasStatus_t st = g_cublas ? CUBLAS_STATUS_SUCCESS : cublasCreate(&g_cublas);
     if (st != CUBLAS_STATUS_SUCCESS) {
         g_cublas = NULL;
-        snprintf(g_why, sizeof g_why, "no CUDA device: cublasCreate failed: %s",
+        snprintf(g_why, sizeof g_why, "no usable CUDA device: cublasCreate failed: %s",
                  cublasGetStatusString(st));
         if (why) *why = g_why;
         return NULL;
@@ -194,14 +261,15 @@ static const Backend *init_cuda(const char **why) {
     Backend *b = &g_table;
     memset(b, 0, sizeof *b);
     b->name = "cuda";
-    b->alloc = cuda_alloc;
-    b->free = cuda_free;
+    b->alloc = tracked_alloc;
+    b->free = tracked_free;
     b->upload = cuda_upload;
     b->download = cuda_download;
     b->copy = cuda_copy;
     b->zero = cuda_zero;
     b->synchronize = cuda_synchronize;
     b->shutdown = cuda_shutdown;
+    b->peak_memory = peak_memory_cuda;
     b->embed_forward = embed_forward_cuda;
     b->embed_backward = embed_backward_cuda;
     b->layernorm_forward = layernorm_forward_cuda;
@@ -248,16 +316,31 @@ extern "C" const Backend *backend_cuda(const char **why) {
     return g_result;
 }
 
-// The CUDA backend with its bf16 tensor-core kernels (--dtype=bf16): so far the
-// attention core (flash_attention.cu); every other op is the fp32 table's.
+// The CUDA backend with its bf16 tensor-core kernels (--dtype=bf16): the
+// matmuls (cuBLASLt, matmul_bf16.cu) and the attention core (flash_attention.cu);
+// every other op is the fp32 table's, and every tensor stays fp32.
 static Backend g_table_bf16;
 
 extern "C" const Backend *backend_cuda_bf16(const char **why) {
     const Backend *fp32 = backend_cuda(why);
     if (!fp32) return NULL;
+    // mma.sync with bf16 operands, ldmatrix and cp.async: compute capability 8.0 (A100) and later
+    int device = 0, major = 0, minor = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major < 8) {
+        snprintf(g_why, sizeof g_why, "the bf16 tensor-core kernels need compute capability 8.0 "
+                 "or later; this GPU's is %d.%d", major, minor);
+        if (why) *why = g_why;
+        return NULL;
+    }
     if (!g_table_bf16.name) {
         g_table_bf16 = *fp32;
         g_table_bf16.name = "cuda-bf16";
+        g_table_bf16.matmul_forward = matmul_forward_bf16;
+        g_table_bf16.matmul_gelu_forward = matmul_gelu_forward_bf16;
+        g_table_bf16.matmul_backward = matmul_backward_bf16;
         g_table_bf16.attention_saved_floats = flash_attention_saved_floats_cuda;
         g_table_bf16.attention_forward = flash_attention_forward_cuda;
         g_table_bf16.attention_backward = flash_attention_backward_cuda;

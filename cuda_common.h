@@ -240,6 +240,14 @@ void attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, con
 const float *attention_rowdot_cuda(const float *dy, const float *y, int B, int T, int C, int NH);
 void attention_dt_finish_cuda(float *dlog_temp, const double *partial, int np,
                               const AttnArgs *args);
+// matmul_bf16.cu: matmul_forward/backward with bf16 operands (cuBLASLt), fp32 tensors
+void matmul_forward_bf16(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C, int OC);
+void matmul_gelu_forward_bf16(float *pre, float *out, const float *inp, const float *weight,
+                              const float *bias, int N, int C, int OC);
+void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int N, int C, int OC);
+void matmul_bf16_shutdown(void);
 // flash_attention.cu: the same op on tensor cores in bf16; `saved` is the row logsumexp
 size_t flash_attention_saved_floats_cuda(int B, int NH, int T);
 void flash_attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T, int C,

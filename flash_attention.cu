@@ -33,7 +33,7 @@
 #include "cuda_common.h"
 #include "mma.cuh"
 
-enum { FA_ROWS = 64, FA_WARPS = 4, FA_THREADS = 32 * FA_WARPS, FA_MAX_HS = 64 };
+enum { FA_ROWS = 64, FA_WARPS = 4, FA_THREADS = 32 * FA_WARPS, FA_MAX_HS = BF16_MAX_HEAD_SIZE };
 
 // rows [row0, row0 + 64) of a (T, hs) matrix at `base` with row stride `stride`,
 // into s as bf16; 0 past T and past hs

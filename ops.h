@@ -107,6 +107,13 @@ typedef struct Backend {
     // the end of a run, after every buffer from `alloc` is freed: frees what
     // the backend holds itself (scratch, pinned memory, library handles)
     void (*shutdown)(void);
+    // Device memory, NULL on the CPU backends (their memory is the host's):
+    // returns the most bytes the backend's own allocations (`alloc` and its
+    // scratch buffers) held at once so far in the run. *device_total, when not
+    // NULL, gets the device's memory, and *device_used the most in use on the
+    // whole device (cudaMemGetInfo: the CUDA context, libraries and other
+    // processes included) seen after any of those allocations or now.
+    size_t (*peak_memory)(size_t *device_total, size_t *device_used);
 
     // Data parallelism's collective on device memory (src/dist.c), NULL where
     // the backend has none - the CPU backends, whose buffers are host memory
@@ -241,7 +248,8 @@ extern const Backend backend_cpu;   // layers_fast.c (not in -DREAL=double build
 // NULL when this build has no CUDA backend or no usable GPU; *why says which.
 const Backend *backend_cuda(const char **why);
 // The same with bf16 tensor-core kernels where they exist (--dtype=bf16): the
-// attention core is flash attention (flash_attention.cu, head sizes up to 64).
+// matmuls (cuBLASLt) and the attention core (flash attention, head sizes up to
+// 64) take bf16 operands and accumulate in fp32; every tensor stays fp32.
 const Backend *backend_cuda_bf16(const char **why);
 // backend.c: "auto", "cpu", "ref" or "cuda" -> a backend, or NULL with *why
 // set. "auto" is CUDA when usable, else the fast CPU backend; then *why (when
@@ -251,5 +259,11 @@ const Backend *backend_select(const char *device, const char **why);
 // device cannot be had; prints one line saying what runs (and, for auto on
 // the CPU, why CUDA was not used)
 const Backend *backend_from_flag(const char *device);
+// --dtype=auto|bf16|fp32 applied to the backend from backend_from_flag: fp32 is
+// `be` itself; bf16 is backend_cuda_bf16 (CUDA only, head sizes up to
+// BF16_MAX_HEAD_SIZE; anything else dies naming the flag); auto is bf16 where
+// it can run and fp32 elsewhere. Prints a line saying which, on a GPU.
+enum { BF16_MAX_HEAD_SIZE = 64 };
+const Backend *backend_with_dtype(const Backend *be, const char *dtype, int head_size);
 
 #endif

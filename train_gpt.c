@@ -51,7 +51,7 @@ typedef struct {
     int eval_every, eval_batches, log_every, save_every, overwrite, eval_only;
     int sample_every, sample_tokens;   // text samples (src/sample.c)
     char *vocab_dir, *tokenizer;
-    char *out, *resume, *config, *device, *on_nan, *export_path, *init_from;
+    char *out, *resume, *config, *device, *dtype, *on_nan, *export_path, *init_from;
 } Settings;
 
 static Settings S;
@@ -101,6 +101,9 @@ static Flag FLAGS[] = {
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/gpt-<attn>-g<gamma>[-learn-<how>]-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
              "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
+    STR_FLAG("dtype", &S.dtype, "auto", "auto|bf16|fp32",
+             "CUDA precision: bf16 (matmuls and attention on tensor cores, fp32 accumulation, fp32 "
+             "weights and optimizer), fp32; auto: bf16 on a GPU that has it, else fp32"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
@@ -335,7 +338,7 @@ int main(int argc, char **argv) {
 
     if (S.eval_only && !*S.resume && !*S.init_from)
         die_usage("--eval-only=1 needs --resume=DIR or --init-from=FILE: the weights to evaluate");
-    const Backend *be = backend_from_flag(S.device);
+    const Backend *be = backend_with_dtype(backend_from_flag(S.device), S.dtype, S.embd / S.heads);
     const int nproc = dist_size();
     dist_setup_run(S.batch, be, S.device, S.zero);
 
@@ -517,6 +520,7 @@ free_all:
     optim_free(&opt);
     zero_free(&zero);
     gpt_free(&model);
+    print_peak_memory(be);   // (every buffer freed: the peak stays)
     be->shutdown();
     if (!data.is_mqar) {
         token_loader_close(&data.train);

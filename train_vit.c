@@ -50,7 +50,7 @@ typedef struct {
     // evaluation, output
     int eval_every, log_every, save_every, overwrite, eval_only;
     char *on_nan;
-    char *out, *resume, *init_from, *config, *device, *export_path;
+    char *out, *resume, *init_from, *config, *device, *dtype, *export_path;
 } Settings;
 
 static Settings S;
@@ -101,6 +101,9 @@ static Flag FLAGS[] = {
     STR_FLAG("out", &S.out, "", NULL, "run directory; empty: runs/vit-<attn>-g<gamma>[-learn-<how>]-s<seed>"),
     STR_FLAG("device", &S.device, "auto", "auto|cpu|ref|cuda",
              "backend: cpu (fast), ref (the CPU reference, the oracle), cuda; auto: CUDA when usable, else cpu"),
+    STR_FLAG("dtype", &S.dtype, "auto", "auto|bf16|fp32",
+             "CUDA precision: bf16 (matmuls and attention on tensor cores, fp32 accumulation, fp32 "
+             "weights and optimizer), fp32; auto: bf16 on a GPU that has it, else fp32"),
     STR_FLAG("on-nan", &S.on_nan, "stop", "stop|skip",
              "non-finite loss or gradient: stop (exit 3), or skip that update"),
     RUN_FLAG("resume", &S.resume, "", "continue the run in this directory from its checkpoint"),
@@ -360,7 +363,7 @@ int main(int argc, char **argv) {
     parse_crop(S.crop, &aug.crop_padding);
     if (strcmp(S.flip, "auto")) aug.hflip = !strcmp(S.flip, "1");
 
-    const Backend *be = backend_from_flag(S.device);
+    const Backend *be = backend_with_dtype(backend_from_flag(S.device), S.dtype, S.dim / S.heads);
     const int nproc = dist_size();
     dist_setup_run(S.batch, be, S.device, S.zero);
 
@@ -649,6 +652,7 @@ free_all:
     optim_free(&opt);
     zero_free(&zero);
     vit_free(&model);
+    print_peak_memory(be);   // (every buffer freed: the peak stays)
     be->shutdown();
     images_free(&train);
     images_free(&test);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../ops.h"
 #include "common.h"
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -45,4 +46,14 @@ void format_eta(double seconds, char *buf, size_t n) {
     long s = (long)(seconds + 0.5);
     if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
     else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+}
+
+void print_peak_memory(const Backend *be) {
+    if (!be->peak_memory) return;
+    size_t total = 0, used = 0;
+    const size_t peak = be->peak_memory(&total, &used);
+    const int gib = total >= ((size_t)1 << 30);   // (an emulated device may have less)
+    printf("peak GPU memory: %.1f MiB allocated by the trainer, %.1f MiB in use on the device at "
+           "most (device total %.1f %s)\n", peak / 1048576.0, used / 1048576.0,
+           total / (gib ? 1073741824.0 : 1048576.0), gib ? "GiB" : "MiB");
 }

@@ -25,6 +25,12 @@ void run_paths(RunPaths *p, const char *resume, const char *out, const char *def
 // "1h05m" or "3m07s"
 void format_eta(double seconds, char *buf, size_t n);
 
+// The end of a run on a GPU (a backend with peak_memory; nothing on the CPU):
+// "peak GPU memory: 123.4 MiB allocated by the trainer, 650.2 MiB in use on
+// the device at most (device total 80.0 GiB)" on stdout
+struct Backend;
+void print_peak_memory(const struct Backend *be);
+
 // exit codes beyond common.h's 1 (runtime error) and 2 (usage)
 enum { EXIT_NAN = 3 };   // a NaN or inf with --on-nan=stop
 

@@ -217,6 +217,28 @@ else
     case "$err" in "error: --device=cuda: "*) ok ;; *) bad "--device=cuda message: $err" ;; esac
 fi
 
+# --device=auto: the GPU where --device=cuda runs, with no line about the CPU;
+# else the CPU, with one line giving --device=cuda's reason ("no CUDA in this
+# build" where no libcudart is linked, another one where it is), and no GPU
+# memory line at the end
+got=$("$BIN" "${TINY[@]}" --steps=2 --device=auto --out="$OUT/auto" 2>&1); rc_auto=$?
+check "--device=auto: exit 0 (got $rc_auto)" [ "$rc_auto" -eq 0 ]
+notes=$(grep -c 'CUDA not used' <<< "$got")
+if [ "$rc" -eq 0 ]; then
+    check "--device=auto with a usable GPU: no line about the CPU, its memory at the end" \
+        [ "$notes" -eq 0 -a "$(grep -c '^peak GPU memory: ' <<< "$got")" -eq 1 ]
+else
+    why=${err#error: --device=cuda: }
+    check "--device=auto without a usable GPU: one line saying why, --device=cuda's reason ($why)" \
+        [ "$notes" -eq 1 -a "$(grep -cxF "device: --device=auto: using the CPU: CUDA not used: $why" <<< "$got")" -eq 1 ]
+    check "--device=auto without a usable GPU: on the cpu" grep -qF '| device cpu |' <<< "$got"
+    check "--device=auto on the cpu: no GPU memory line" [ "$(grep -c 'peak GPU memory' <<< "$got")" -eq 0 ]
+    says=$(grep -c '^device: --device=auto: using the CPU: CUDA not used: no CUDA in this build' <<< "$got")
+    has=$(ldd "$BIN" 2>/dev/null | grep -q libcudart && echo 1 || echo 0)
+    check "--device=auto: 'no CUDA in this build' ($says) where the build has no CUDA ($has libcudart): $why" \
+        [ "$((says + has))" -eq 1 ]
+fi
+
 # --- learning: the first run of the README solves the built-in task ---------
 # `./train_gpt` with no model, task or optimizer flags, both attention modes:
 # README promises answer accuracy >= 0.9 (seen: 1.000 and 0.998; chance

@@ -3,7 +3,9 @@
 # after build/test_gpu): the CUDA run of the built-in task reproduces the CPU
 # run's loss curve; test_crash.sh (kills, signals, full disk, NaN policy) on
 # the CUDA backend; compute-sanitizer memcheck and racecheck on short runs of
-# both trainers; out-of-memory at start names what was needed and available.
+# both trainers; out-of-memory at start names what was needed and available;
+# the end-of-run peak GPU memory line; --device=auto with the device visible,
+# and hidden (falls back to the CPU, saying why).
 # Without a usable GPU it says it skipped and counts nothing. With CUDA_EMU=1
 # (make test-gpu-emu) TRAIN_GPT and TRAIN_VIT are trainers built on the CUDA
 # emulator (tests/cuda_emu): everything runs except compute-sanitizer.
@@ -48,8 +50,9 @@ compare_curves() {   # name, columns, the rows expected at least, a description
 }
 
 # the built-in task on both backends from the same seed: train and val losses
+# (fp32 on the GPU: bf16 is compared with it below)
 TASK=(--layers=2 --heads=4 --embd=64 --seq=32 --batch=16 --mqar-keys=16 --mqar-pairs=4
-      --steps=50 --eval-every=10 --log-every=1000)
+      --steps=50 --eval-every=10 --log-every=1000 --dtype=fp32)
 for dev in cpu cuda; do
     "$TRAIN_GPT" "${TASK[@]}" --device=$dev --out="$OUT/gpt_$dev" > "$OUT/gpt_$dev.log" 2>&1
     check "$dev run of the built-in task (see $OUT/gpt_$dev.log)" [ $? -eq 0 ]
@@ -69,12 +72,115 @@ for split, n in (("train", 40), ("t10k", 20)):
 PY
 VIT=(--dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=16 --depth=2 --heads=2 --mlp-dim=32
      --batch=8 --epochs=3 --attn=x --gamma=0.5 --randaug=2,9 --crop=1 --label-smoothing=0.1
-     --lr=1e-3 --log-every=1000)
+     --lr=1e-3 --log-every=1000 --dtype=fp32)
 for dev in cpu cuda; do
     "$TRAIN_VIT" "${VIT[@]}" --device=$dev --out="$OUT/vit_$dev" > "$OUT/vit_$dev.log" 2>&1
     check "$dev run of ViT (see $OUT/vit_$dev.log)" [ $? -eq 0 ]
 done
 compare_curves vit 4,6 3 "3 epochs of ViT-small x"
+
+# --dtype=bf16 (auto's choice on a GPU) against fp32 on the GPU: the built-in
+# task over 200 steps, and the ViT above, train and val losses within 1%
+dtype_curves() {   # name, columns, rows expected at least, a description, the run
+    local name=$1 cols=$2 rows_min=$3 what=$4; shift 4
+    for dt in fp32 bf16; do
+        "$@" --device=cuda --dtype=$dt --out="$OUT/${name}_$dt" > "$OUT/${name}_$dt.log" 2>&1
+        check "$what, --dtype=$dt (see $OUT/${name}_$dt.log)" [ $? -eq 0 ]
+        check "$what, --dtype=$dt says so" grep -q "^dtype: $dt" "$OUT/${name}_$dt.log"
+    done
+    local r
+    r=$(worst_difference "$OUT/${name}_fp32/metrics.csv" "$OUT/${name}_bf16/metrics.csv" "${cols%,*}" "${cols#*,}")
+    local rows=${r% *} worst=${r#* }
+    echo "bf16 vs fp32, $what: $rows rows, worst relative loss difference $worst"
+    check "bf16 follows the fp32 loss curve of $what within 1% ($rows rows, worst $worst)" \
+        awk -v n="$rows" -v m="$rows_min" -v w="$worst" 'BEGIN { exit !(n + 0 >= m && w + 0 <= 1e-2) }'
+}
+BF16_TASK=("${TASK[@]/--steps=50/--steps=200}")
+BF16_TASK=("${BF16_TASK[@]/--eval-every=10/--eval-every=20}")
+dtype_curves dtype_gpt 4,5 200 "200 steps of the built-in task" "$TRAIN_GPT" "${BF16_TASK[@]}"
+dtype_curves dtype_vit 4,6 3 "3 epochs of ViT-small x" "$TRAIN_VIT" "${VIT[@]}"
+
+# the end of a CUDA run says how much device memory it took: one line, more than
+# the parameters, gradients and AdamW's two moments (4 floats a parameter), no
+# more than was in use on the device, less than the device has (on the
+# emulator: CUDA_EMU_MEMORY_MIB, 4096 unless set, and in use = allocated: the
+# emulator's own count); nothing of the kind on the CPU
+peak_of() {   # log -> "ALLOCATED_MIB IN_USE_MIB TOTAL_MIB" of its peak GPU memory line
+    sed -n 's/^peak GPU memory: \([0-9.]*\) MiB allocated by the trainer, \([0-9.]*\) MiB in use on the device at most (device total \([0-9.]*\) \([MG]\)iB)$/\1 \2 \3 \4/p' "$1" |
+        awk '{ print $1, $2, $4 == "G" ? $3 * 1024 : $3 }'
+}
+check_peak() {   # name, the cuda run's log, the cpu run's log
+    local peak alloc used total params
+    peak=$(peak_of "$2")
+    check "$1: one peak GPU memory line, the last of the cuda run (see $2)" \
+        [ "$(grep -c '^peak GPU memory: ' "$2")" -eq 1 -a -n "$peak" \
+          -a "$(tail -n 1 "$2")" = "$(grep '^peak GPU memory: ' "$2")" ]
+    check "$1: no peak GPU memory line on the cpu (see $3)" [ "$(grep -c 'peak GPU memory' "$3")" -eq 0 ]
+    read -r alloc used total <<< "${peak:-0 0 0}"
+    # the header's "0.12M parameters", less its rounding: a lower bound of the count
+    params=$(sed -n 's/.* | \([0-9.]*\)M parameters | .*/\1/p' "$2" | head -n 1)
+    echo "$1: peak GPU memory $alloc MiB allocated, $used MiB in use, device $total MiB; ${params}M parameters"
+    check "$1: $alloc MiB allocated > 4 floats for each of ${params}M parameters" \
+        awk -v a="$alloc" -v p="${params:-1e9}" 'BEGIN { exit !(a * 1048576 > 16 * (p - 0.005) * 1e6) }'
+    check "$1: $alloc MiB allocated <= $used MiB in use < $total MiB on the device" \
+        awk -v a="$alloc" -v u="$used" -v t="$total" 'BEGIN { exit !(a + 0 > 0 && a <= u + 0 && u < t + 0) }'
+    if [ "${CUDA_EMU:-0}" = 1 ]; then
+        check "$1: the emulator's memory, ${CUDA_EMU_MEMORY_MIB:-4096} MiB, is the device total ($total MiB)" \
+            awk -v t="$total" -v m="${CUDA_EMU_MEMORY_MIB:-4096}" 'BEGIN { exit !(t == m) }'
+        check "$1: allocated ($alloc MiB) = in use on the emulated device ($used MiB)" [ "$alloc" = "$used" ]
+    fi
+}
+check_peak "train_gpt" "$OUT/gpt_cuda.log" "$OUT/gpt_cpu.log"
+check_peak "train_vit" "$OUT/vit_cuda.log" "$OUT/vit_cpu.log"
+if [ "${CUDA_EMU:-0}" = 1 ]; then
+    # the peak is what the run needs: an emulated device a MiB smaller than it
+    # runs out of memory, one a MiB larger (the peak rounded up) does not
+    read -r alloc _ <<< "$(peak_of "$OUT/gpt_cuda.log")"
+    below=$(awk -v a="${alloc:-0}" 'BEGIN { printf "%d", a - 0.1 }')
+    above=$(awk -v a="${alloc:-0}" 'BEGIN { printf "%d", a + 1.1 }')
+    CUDA_EMU_MEMORY_MIB=$below "$TRAIN_GPT" "${TASK[@]}" --steps=1 --device=cuda --out="$OUT/peak_below" \
+        > "$OUT/peak_below.log" 2>&1; rc=$?
+    oom=$(grep -c 'out of memory' "$OUT/peak_below.log")
+    check "train_gpt on a device of $below MiB (peak $alloc MiB): out of memory, exit 1 (got $rc)" \
+        [ "$rc" -eq 1 -a "$below" -gt 0 -a "$oom" -eq 1 ]
+    CUDA_EMU_MEMORY_MIB=$above "$TRAIN_GPT" "${TASK[@]}" --steps=1 --device=cuda --out="$OUT/peak_above" \
+        > "$OUT/peak_above.log" 2>&1; rc=$?
+    check "train_gpt on a device of $above MiB (peak $alloc MiB): runs (exit $rc), the same peak" \
+        [ "$rc" -eq 0 -a "$(peak_of "$OUT/peak_above.log" | cut -d' ' -f1)" = "$alloc" ]
+fi
+
+# --device=auto: the GPU when there is one, with no line about the CPU; with
+# the device hidden (the emulator's CUDA_EMU_DEVICES=0, the driver's
+# CUDA_VISIBLE_DEVICES=) the CPU, with one line naming the failing call
+auto_run() {   # trainer, name, its flags: the run's console in $OUT/auto_NAME.log
+    local bin=$1 name=$2; shift 2
+    "$bin" "$@" --device=auto --out="$OUT/auto_$name" > "$OUT/auto_$name.log" 2>&1
+    check "--device=auto $name: exit 0 (see $OUT/auto_$name.log)" [ $? -eq 0 ]
+}
+GPT_SHORT=(--steps=2 --layers=1 --embd=16 --heads=2 --seq=8 --batch=2 --mqar-keys=4 --mqar-pairs=2)
+VIT_SHORT=(--dataset=mnist --data-dir="$OUT/idx" --patch=4 --dim=16 --depth=1 --heads=2 --mlp-dim=16
+           --batch=16 --epochs=1)
+auto_run "$TRAIN_GPT" gpt_gpu "${GPT_SHORT[@]}"
+log="$OUT/auto_gpt_gpu.log"
+check "--device=auto with the device visible: train_gpt on it, no line about the CPU, its memory (see $log)" \
+    [ "$(grep -c 'CUDA not used' "$log")" -eq 0 -a "$(grep -c '| device cuda' "$log")" -eq 1 \
+      -a "$(grep -c '^peak GPU memory: ' "$log")" -eq 1 ]
+for t in gpt vit; do
+    if [ $t = gpt ]; then bin=$TRAIN_GPT; flags=("${GPT_SHORT[@]}"); else bin=$TRAIN_VIT; flags=("${VIT_SHORT[@]}"); fi
+    CUDA_EMU_DEVICES=0 CUDA_VISIBLE_DEVICES= auto_run "$bin" ${t}_hidden "${flags[@]}"
+    log="$OUT/auto_${t}_hidden.log"
+    why=$(grep '^device: --device=auto: using the CPU: CUDA not used: ' "$log")
+    echo "train_$t --device=auto, the device hidden: $why"
+    check "train_$t --device=auto, the device hidden: one line naming cudaGetDeviceCount (see $log)" \
+        [ "$(grep -c 'CUDA not used' "$log")" -eq 1 -a \
+          "$(grep -c 'CUDA not used: no usable CUDA device: cudaGetDeviceCount ' <<< "$why")" -eq 1 ]
+    check "train_$t --device=auto, the device hidden: on the cpu, no GPU memory line (see $log)" \
+        [ "$(grep -c '| device cpu |' "$log")" -eq 1 -a "$(grep -c 'peak GPU memory' "$log")" -eq 0 ]
+    err=$(CUDA_EMU_DEVICES=0 CUDA_VISIBLE_DEVICES= "$bin" "${flags[@]}" --device=cuda \
+          --out="$OUT/cuda_hidden_$t" 2>&1); rc=$?
+    check "train_$t --device=cuda, the device hidden: exit 1 and the same reason (got $rc: $err)" \
+        [ "$rc" -eq 1 -a "$err" = "error: --device=cuda: ${why#device: --device=auto: using the CPU: CUDA not used: }" ]
+done
 
 # no allocation inside a step, few waits for the device, and nothing left
 # allocated at the end: runs of n and 2n steps counted by the emulator
@@ -107,6 +213,18 @@ if [ "${CUDA_EMU:-0}" = 1 ]; then
     V="$TRAIN_VIT --device=cuda --dataset=mnist --data-dir=$OUT/idx --patch=4 --dim=16 --depth=1
        --heads=2 --mlp-dim=16 --batch=8 --eval-every=1000 --overwrite=1 --out=$OUT/steps_vit"
     step_costs "train_vit step" 10 20 "$V --epochs=2" "$V --epochs=4"   # 5 steps an epoch
+fi
+
+# the attention op bench (bench/gpu.sh's OURS_ATTN_BENCH) on two small shapes:
+# a result line for bf16 and fp32, std and x, each with positive times
+if [ -n "${BENCH_ATTENTION:-}" ] && [ -x "$BENCH_ATTENTION" ]; then
+    ATTN_T=64,130 ATTN_TOKENS=520 ATTN_HS=32 ATTN_REPS=1 ATTN_WARMUP=1 "$BENCH_ATTENTION" \
+        > "$OUT/bench_attention.log" 2>&1
+    check "bench_attention runs (see $OUT/bench_attention.log)" [ $? -eq 0 ]
+    n=$(awk '/^ATTN_RESULT / { ok = 1; for (i = 2; i <= NF; i++) { split($i, kv, "=")
+             if (kv[1] ~ /_ms$/ && !(kv[2] + 0 > 0)) ok = 0 } n += ok } END { print n + 0 }' \
+        "$OUT/bench_attention.log")
+    check "bench_attention: 8 result lines with positive times (got $n)" [ "$n" -eq 8 ]
 fi
 
 # crash safety, signals, a full disk and the NaN policy with --device=cuda: the
