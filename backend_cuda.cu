@@ -317,8 +317,8 @@ extern "C" const Backend *backend_cuda(const char **why) {
 }
 
 // The CUDA backend with its bf16 tensor-core kernels (--dtype=bf16): the
-// matmuls (cuBLASLt, matmul_bf16.cu) and the attention core (flash_attention.cu);
-// every other op is the fp32 table's, and every tensor stays fp32.
+// matmuls (cuBLASLt, matmul_bf16.cu) and the attention core (flash_attention.cu,
+// with AttentionX fused into it); every other op is the fp32 table's, and every tensor stays fp32.
 static Backend g_table_bf16;
 
 extern "C" const Backend *backend_cuda_bf16(const char **why) {
@@ -344,6 +344,8 @@ extern "C" const Backend *backend_cuda_bf16(const char **why) {
         g_table_bf16.attention_saved_floats = flash_attention_saved_floats_cuda;
         g_table_bf16.attention_forward = flash_attention_forward_cuda;
         g_table_bf16.attention_backward = flash_attention_backward_cuda;
+        g_table_bf16.attention_variant_forward = flash_attention_variant_forward_cuda;
+        g_table_bf16.attention_variant_backward = flash_attention_variant_backward_cuda;
     }
     return &g_table_bf16;
 }

@@ -255,6 +255,14 @@ void flash_attention_forward_cuda(float *y, float *saved, const float *qkv, int 
 void flash_attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
                                    const float *saved, int B, int T, int C, int NH,
                                    const AttnArgs *args);
+// ...with AttentionX fused into its kernels (ops.h's attention_variant_forward/backward)
+void flash_attention_variant_forward_cuda(float *out, float *y, float *saved, const float *qkv,
+                                          int B, int T, int C, int NH, const AttnArgs *aa,
+                                          const VariantArgs *va);
+void flash_attention_variant_backward_cuda(float *dqkv, float *dy, const float *dout,
+                                           const float *qkv, const float *y, const float *saved,
+                                           int B, int T, int C, int NH, const AttnArgs *aa,
+                                           const VariantArgs *va);
 void variant_forward_cuda(float *out, const float *y, const float *qkv, int N, int C, int NH,
                           const VariantArgs *args);
 void variant_backward_cuda(float *dy, float *dqkv, const float *dout, const float *y,

@@ -16,7 +16,11 @@
 //             nothing is summed with atomics: one over key tiles (dK, dV), one
 //             over query tiles (dQ, and LSA's dt = s sum_id Q_id (dS K)_id as
 //             per-block partial sums reduced in a fixed order).
-// The variant (x, xsa) is its own op around this core (variants.cu).
+// AttentionX (O = Y - gamma V, variants.c) is fused in: the forward's epilogue
+// writes O beside Y; in backward G = dL/dO is the core's dY, and the key
+// kernel's epilogue adds the direct -gamma G_j to dV_j and sums dgamma =
+// -sum G_j . V_j per block (reduced in a fixed order). xsa runs as its own op
+// around this core (variants.cu).
 //
 // Layout: a block of 4 warps owns 64 rows (query rows forward and for dQ, key
 // rows for dK/dV), 16 per warp; the other side streams through shared memory
@@ -109,12 +113,14 @@ static __device__ __forceinline__ int fa_col(int nc, int i) {
 }
 
 // ----------------------------------------------------------------------------
-// forward: grid (B NH, query tiles); y (B, T, C), lse (B, NH, T)
+// forward: grid (B NH, query tiles); y (B, T, C), lse (B, NH, T); with gamma
+// (AttentionX, else NULL) also out = y - gamma[per_head ? h : 0] v (B, T, C)
 
 template <int HS>
 __global__ void __launch_bounds__(FA_THREADS)
-    flash_forward_kernel(float *y, float *lse, const float *qkv, int T, int C, int NH, int mask,
-                         const float *log_temp, float scale) {
+    flash_forward_kernel(float *y, float *out, float *lse, const float *qkv, int T, int C, int NH,
+                         int mask, const float *log_temp, float scale, const float *gamma,
+                         int per_head) {
     __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8];
     const int bh = blockIdx.x, qt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
     const int warp = threadIdx.x / 32;
@@ -172,14 +178,18 @@ __global__ void __launch_bounds__(FA_THREADS)
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
+    const float gm = gamma ? gamma[per_head ? h : 0] : 0.0f;
     UNROLL
     for (int dc = 0; dc < HS / 8; dc++)
         UNROLL
         for (int i = 0; i < 4; i++) {
             const int row = i0 + fa_row(i), d = fa_col(dc, i);
-            if (row < T && d < hs)
-                y[((size_t)b * T + row) * C + (size_t)h * hs + d] =
-                    l[i / 2] > 0.0f ? o[dc][i] / l[i / 2] : 0.0f;
+            if (row < T && d < hs) {
+                const size_t at = ((size_t)b * T + row) * C + (size_t)h * hs + d;
+                const float yv = l[i / 2] > 0.0f ? o[dc][i] / l[i / 2] : 0.0f;
+                y[at] = yv;
+                if (gamma) out[at] = yv - gm * base[(size_t)row * row3 + 2 * (size_t)C + d];
+            }
         }
     if (threadIdx.x % 4 == 0)
         UNROLL
@@ -190,16 +200,22 @@ __global__ void __launch_bounds__(FA_THREADS)
 }
 
 // ----------------------------------------------------------------------------
-// backward, over key tiles: dK, dV of 64 keys; grid (B NH, key tiles)
+// backward, over key tiles: dK, dV of 64 keys; grid (B NH, key tiles). With
+// gamma (AttentionX: dy is G = dL/dO) also the direct dV_j -= gamma G_j, and
+// when dg_partial is not NULL this block's -sum_jd G_jd V_jd, in double.
 
+// (Two blocks per SM asked of ptxas: still up to 255 registers a thread, and
+// without it ptxas 13 spilled 4 bytes of the HS = 32 build for sm_80.)
 template <int HS>
-__global__ void __launch_bounds__(FA_THREADS)
-    flash_backward_kv_kernel(float *dqkv, const float *qkv, const float *dy, const float *lse,
-                             const float *D, int T, int C, int NH, int mask,
-                             const float *log_temp, float scale) {
+__global__ void __launch_bounds__(FA_THREADS, 2)
+    flash_backward_kv_kernel(float *dqkv, double *dg_partial, const float *qkv, const float *dy,
+                             const float *lse, const float *D, int T, int C, int NH, int mask,
+                             const float *log_temp, float scale, const float *gamma,
+                             int per_head) {
     __shared__ __align__(16) bf16 sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8], sq[FA_ROWS][HS + 8],
         sg[FA_ROWS][HS + 8];
     __shared__ float slse[FA_ROWS], sD[FA_ROWS];
+    __shared__ double sh[33];
     const int bh = blockIdx.x, kt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
     const int warp = threadIdx.x / 32;
     const float s = attn_scale(log_temp, scale);
@@ -240,6 +256,8 @@ __global__ void __launch_bounds__(FA_THREADS)
         fa_tile_times<HS>(dv, p, sg);
         fa_tile_times<HS>(dk, ds, sq);
     }
+    const float gm = gamma ? gamma[per_head ? h : 0] : 0.0f;
+    float dg = 0.0f;   // this thread's at most 32 terms; the block's sum in double
     UNROLL
     for (int dc = 0; dc < HS / 8; dc++)
         UNROLL
@@ -247,10 +265,34 @@ __global__ void __launch_bounds__(FA_THREADS)
             const int key = j0 + fa_row(i), d = fa_col(dc, i);
             if (key < T && d < hs) {
                 float *row = dqkv + ((size_t)b * T + key) * row3 + (size_t)h * hs + d;
+                float dvj = dv[dc][i];
+                if (gamma) {   // the token's own value, in fp32
+                    const float g = gbase[(size_t)key * C + d];
+                    dvj -= gm * g;
+                    dg -= g * base[(size_t)key * row3 + 2 * (size_t)C + d];
+                }
                 row[C] += s * dk[dc][i];
-                row[2 * (size_t)C] += dv[dc][i];
+                row[2 * (size_t)C] += dvj;
             }
         }
+    if (dg_partial) {
+        const double sum = block_sum((double)dg, sh);
+        if (threadIdx.x == 0) dg_partial[(size_t)kt * gridDim.x + bh] = sum;
+    }
+}
+
+// dgamma[k] += the sum of the key kernel's partials of coefficient k: those of
+// head k when per head (partial p belongs to head p % NH), else all of them;
+// one block per coefficient, in a fixed order
+__global__ void flash_dgamma_finish_kernel(float *dgamma, const double *partial, int np, int NH,
+                                           int per_head) {
+    __shared__ double sh[33];
+    const int k = blockIdx.x, step = per_head ? NH : 1;
+    double acc = 0;
+    for (int p = (per_head ? k : 0) + (int)threadIdx.x * step; p < np; p += (int)blockDim.x * step)
+        acc += partial[p];
+    acc = block_sum(acc, sh);
+    if (threadIdx.x == 0) dgamma[k] += (float)acc;
 }
 
 // ----------------------------------------------------------------------------
@@ -326,8 +368,8 @@ __global__ void __launch_bounds__(FA_THREADS)
 // ----------------------------------------------------------------------------
 // host side
 
-static double *buf_part;
-static size_t cap_part;
+static double *buf_part, *buf_dg;
+static size_t cap_part, cap_dg;
 
 size_t flash_attention_saved_floats_cuda(int B, int NH, int T) { return (size_t)B * NH * T; }
 
@@ -346,22 +388,35 @@ static int flash_hs(int C, int NH) {
     return hs <= 16 ? 16 : hs <= 32 ? 32 : 64;
 }
 
+// x: AttentionX's arguments to fuse, or NULL (the core alone)
 template <int HS>
-static void flash_forward(float *y, float *lse, const float *qkv, int B, int T, int C, int NH,
-                          const AttnArgs *a) {
+static void flash_forward(float *y, float *out, float *lse, const float *qkv, int B, int T, int C,
+                          int NH, const AttnArgs *a, const VariantArgs *x) {
     const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
     flash_forward_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
-        y, lse, qkv, T, C, NH, a->mask, a->log_temp, a->scale);
+        y, out, lse, qkv, T, C, NH, a->mask, a->log_temp, a->scale, x ? x->gamma : NULL,
+        x ? x->per_head : 0);
     CUDA_LAUNCH_CHECK();
 }
 
 template <int HS>
 static void flash_backward(float *dqkv, const float *dy, const float *qkv, const float *lse,
-                           const float *D, int B, int T, int C, int NH, const AttnArgs *a) {
+                           const float *D, int B, int T, int C, int NH, const AttnArgs *a,
+                           const VariantArgs *x) {
     const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
+    const int np = (int)(grid.x * grid.y);
+    double *dg = NULL;
+    if (x && x->dgamma)
+        dg = (double *)cuda_grow((void **)&buf_dg, &cap_dg, (size_t)np * sizeof(double));
     flash_backward_kv_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
-        dqkv, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale);
+        dqkv, dg, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale,
+        x ? x->gamma : NULL, x ? x->per_head : 0);
     CUDA_LAUNCH_CHECK();
+    if (dg) {
+        flash_dgamma_finish_kernel<<<x->per_head ? NH : 1, 256, 0, cuda_stream()>>>(
+            x->dgamma, dg, np, NH, x->per_head);
+        CUDA_LAUNCH_CHECK();
+    }
     double *part = NULL;
     if (a->dlog_temp)
         part = (double *)cuda_grow((void **)&buf_part, &cap_part,
@@ -369,28 +424,61 @@ static void flash_backward(float *dqkv, const float *dy, const float *qkv, const
     flash_backward_q_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
         dqkv, part, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale);
     CUDA_LAUNCH_CHECK();
-    if (a->dlog_temp) attention_dt_finish_cuda(a->dlog_temp, part, (int)(grid.x * grid.y), a);
+    if (a->dlog_temp) attention_dt_finish_cuda(a->dlog_temp, part, np, a);
+}
+
+static void flash_forward_hs(float *y, float *out, float *saved, const float *qkv, int B, int T,
+                             int C, int NH, const AttnArgs *args, const VariantArgs *x) {
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    switch (flash_hs(C, NH)) {
+    case 16: flash_forward<16>(y, out, saved, qkv, B, T, C, NH, args, x); break;
+    case 32: flash_forward<32>(y, out, saved, qkv, B, T, C, NH, args, x); break;
+    default: flash_forward<64>(y, out, saved, qkv, B, T, C, NH, args, x); break;
+    }
+}
+
+// dy: the core's dY (AttentionX's G = dL/dO when x is not NULL); D = rowsum(dY o Y)
+static void flash_backward_hs(float *dqkv, const float *dy, const float *qkv, const float *y,
+                              const float *saved, int B, int T, int C, int NH,
+                              const AttnArgs *args, const VariantArgs *x) {
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    const int HS = flash_hs(C, NH);
+    const float *D = attention_rowdot_cuda(dy, y, B, T, C, NH);
+    switch (HS) {
+    case 16: flash_backward<16>(dqkv, dy, qkv, saved, D, B, T, C, NH, args, x); break;
+    case 32: flash_backward<32>(dqkv, dy, qkv, saved, D, B, T, C, NH, args, x); break;
+    default: flash_backward<64>(dqkv, dy, qkv, saved, D, B, T, C, NH, args, x); break;
+    }
 }
 
 void flash_attention_forward_cuda(float *y, float *saved, const float *qkv, int B, int T, int C,
                                   int NH, const AttnArgs *args) {
-    if (B <= 0 || T <= 0 || C <= 0) return;
-    switch (flash_hs(C, NH)) {
-    case 16: flash_forward<16>(y, saved, qkv, B, T, C, NH, args); break;
-    case 32: flash_forward<32>(y, saved, qkv, B, T, C, NH, args); break;
-    default: flash_forward<64>(y, saved, qkv, B, T, C, NH, args); break;
-    }
+    flash_forward_hs(y, NULL, saved, qkv, B, T, C, NH, args, NULL);
 }
 
 void flash_attention_backward_cuda(float *dqkv, const float *dy, const float *qkv, const float *y,
                                    const float *saved, int B, int T, int C, int NH,
                                    const AttnArgs *args) {
-    if (B <= 0 || T <= 0 || C <= 0) return;
-    const int HS = flash_hs(C, NH);
-    const float *D = attention_rowdot_cuda(dy, y, B, T, C, NH);
-    switch (HS) {
-    case 16: flash_backward<16>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
-    case 32: flash_backward<32>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
-    default: flash_backward<64>(dqkv, dy, qkv, saved, D, B, T, C, NH, args); break;
+    flash_backward_hs(dqkv, dy, qkv, y, saved, B, T, C, NH, args, NULL);
+}
+
+// ops.h's attention_variant_forward/backward: AttentionX fused into the
+// kernels; std is the core alone and xsa the core with its own op around it
+void flash_attention_variant_forward_cuda(float *out, float *y, float *saved, const float *qkv,
+                                          int B, int T, int C, int NH, const AttnArgs *aa,
+                                          const VariantArgs *va) {
+    flash_forward_hs(y, out, saved, qkv, B, T, C, NH, aa, va->kind == ATTN_X ? va : NULL);
+    if (va->kind == ATTN_XSA) variant_forward_cuda(out, y, qkv, B * T, C, NH, va);
+}
+
+void flash_attention_variant_backward_cuda(float *dqkv, float *dy, const float *dout,
+                                           const float *qkv, const float *y, const float *saved,
+                                           int B, int T, int C, int NH, const AttnArgs *aa,
+                                           const VariantArgs *va) {
+    if (va->kind == ATTN_XSA) {
+        variant_backward_cuda(dy, dqkv, dout, y, qkv, B * T, C, NH, va);
+        dout = dy;
     }
+    // AttentionX: dL/dY = G itself, so dout goes to the core as it is
+    flash_backward_hs(dqkv, dout, qkv, y, saved, B, T, C, NH, aa, va->kind == ATTN_X ? va : NULL);
 }

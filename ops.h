@@ -187,6 +187,23 @@ typedef struct Backend {
     void (*variant_backward)(real *dy, real *dqkv, const real *dout, const real *y,
                              const real *qkv, int N, int C, int NH, const VariantArgs *args);
 
+    // Optional (NULL where a backend does not fuse them; the models call
+    // attention_variant_forward/backward below, which then compose the ops
+    // above): the core and the variant's transform in one op, as flash
+    // attention fuses AttentionX into its epilogue.
+    // forward: y = the core's P V and saved, as attention_forward; for a variant
+    // (not std) also out = f(y, v), as variant_forward. out is unused for std.
+    void (*attention_variant_forward)(real *out, real *y, real *saved, const real *qkv, int B,
+                                      int T, int C, int NH, const AttnArgs *aa,
+                                      const VariantArgs *va);
+    // backward from dout = G = dL/dO (dL/dY for std): accumulates into dqkv,
+    // aa->dlog_temp and va->dgamma what variant_backward then attention_backward
+    // give. dy (B, T, C) is scratch the op may use for dL/dY (it may equal
+    // dout; both hold unspecified values afterwards when they are the same).
+    void (*attention_variant_backward)(real *dqkv, real *dy, const real *dout, const real *qkv,
+                                       const real *y, const real *saved, int B, int T, int C,
+                                       int NH, const AttnArgs *aa, const VariantArgs *va);
+
     // Softmax cross-entropy over the first V of Vp logits per row (columns
     // V..Vp-1 are vocabulary padding: probability 0, never predicted).
     // losses[i] = -(1-ls) log p[t_i] - ls * mean_k log p_k, or 0 where t_i == -1
@@ -242,6 +259,34 @@ typedef struct Backend {
     // dx[b,0,:] += dout[b,:]
     void (*cls_select_backward)(real *dx, const real *dout, int B, int T, int D);
 } Backend;
+
+// The attention core and the variant's transform, fused where the backend
+// fuses them (its attention_variant_* entries), else as the separate ops.
+static inline void attention_variant_forward(const Backend *be, real *out, real *y, real *saved,
+                                             const real *qkv, int B, int T, int C, int NH,
+                                             const AttnArgs *aa, const VariantArgs *va) {
+    if (be->attention_variant_forward) {
+        be->attention_variant_forward(out, y, saved, qkv, B, T, C, NH, aa, va);
+        return;
+    }
+    be->attention_forward(y, saved, qkv, B, T, C, NH, aa);
+    if (va->kind != ATTN_STD) be->variant_forward(out, y, qkv, B * T, C, NH, va);
+}
+
+static inline void attention_variant_backward(const Backend *be, real *dqkv, real *dy,
+                                              const real *dout, const real *qkv, const real *y,
+                                              const real *saved, int B, int T, int C, int NH,
+                                              const AttnArgs *aa, const VariantArgs *va) {
+    if (be->attention_variant_backward) {
+        be->attention_variant_backward(dqkv, dy, dout, qkv, y, saved, B, T, C, NH, aa, va);
+        return;
+    }
+    if (va->kind != ATTN_STD) {
+        be->variant_backward(dy, dqkv, dout, y, qkv, B * T, C, NH, va);
+        dout = dy;
+    }
+    be->attention_backward(dqkv, dout, qkv, y, saved, B, T, C, NH, aa);
+}
 
 extern const Backend backend_ref;   // layers.c
 extern const Backend backend_cpu;   // layers_fast.c (not in -DREAL=double builds)

@@ -175,6 +175,7 @@ static AttnArgs attn_args(const GPT *m) {
 
 // layer l's variant (its O is Y when std); backward adds dgamma into grads
 static VariantArgs variant_args(const GPT *m, int l, int backward) {
+    if (m->cfg.attn.kind[l] == ATTN_STD) return (VariantArgs){.kind = ATTN_STD};
     return attn_variant_args(&m->cfg.attn, l, m->cfg.heads, m->attn_gamma,
                              backward ? grad_of(m, m->attn_gamma) : NULL, m->gamma_fixed);
 }
@@ -215,11 +216,9 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
         const size_t lC = (size_t)l * C;
         be->matmul_forward(qkv, ln1, m->qkvw + lC * 3 * C, m->qkvb ? m->qkvb + lC * 3 : NULL,
                            (int)N, C, 3 * C);
-        be->attention_forward(atty, m->att_saved + l * saved, qkv, B, T, C, NH, &aa);
-        if (c->attn.kind[l] != ATTN_STD) {
-            VariantArgs va = variant_args(m, l, 0);
-            be->variant_forward(atto, atty, qkv, (int)N, C, NH, &va);
-        }
+        VariantArgs va = variant_args(m, l, 0);
+        attention_variant_forward(be, atto, atty, m->att_saved + l * saved, qkv, B, T, C, NH, &aa,
+                                  &va);
         be->matmul_forward(attproj, atto, m->attprojw + lC * C,
                            m->attprojb ? m->attprojb + lC : NULL, (int)N, C, C);
         be->residual_layernorm_forward(res2, ln2, m->ln2_mean + lo, m->ln2_rstd + lo, x, attproj,
@@ -327,11 +326,9 @@ void gpt_backward(GPT *m, float grad_scale) {
         be->matmul_backward(datto, grad_of(m, m->attprojw + lC * C),
                             m->attprojb ? grad_of(m, m->attprojb + lC) : NULL, m->dresidual, atto,
                             m->attprojw + lC * C, (int)N, C, C);
-        if (c->attn.kind[l] != ATTN_STD) {   // datto: dL/dO in, dL/dY out
-            VariantArgs va = variant_args(m, l, 1);
-            be->variant_backward(datto, dqkv, datto, atty, qkv, (int)N, C, NH, &va);
-        }
-        be->attention_backward(dqkv, datto, qkv, atty, m->att_saved + l * saved, B, T, C, NH, &aa);
+        VariantArgs va = variant_args(m, l, 1);   // datto: dL/dO in, then scratch
+        attention_variant_backward(be, dqkv, datto, datto, qkv, atty, m->att_saved + l * saved, B,
+                                   T, C, NH, &aa, &va);
         be->matmul_backward(dln1, grad_of(m, m->qkvw + lC * 3 * C),
                             m->qkvb ? grad_of(m, m->qkvb + lC * 3) : NULL, dqkv, ln1,
                             m->qkvw + lC * 3 * C, (int)N, C, 3 * C);

@@ -288,8 +288,9 @@ static AttnArgs attn_args(const ViT *m, int l) {
     return a;
 }
 
-// layer l's variant (not std); backward adds dgamma into grads
+// layer l's variant (its O is Y when std); backward adds dgamma into grads
 static VariantArgs variant_args(const ViT *m, int l, int backward) {
+    if (m->cfg.attn.kind[l] == ATTN_STD) return (VariantArgs){.kind = ATTN_STD};
     return attn_variant_args(&m->cfg.attn, l, m->cfg.heads, m->attn_gamma,
                              backward ? grad_at(m, m->attn_gamma, 0) : NULL, m->gamma_fixed);
 }
@@ -341,11 +342,9 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
         LayerParams w = layer_params(m, l, 0);
         AttnArgs aa = attn_args(m, l);
         be->matmul_forward(a.qkv, a.ln1, w.qkvw, NULL, (int)N, D, 3 * D);
-        be->attention_forward(a.atty, a.att_saved, a.qkv, B, T, D, c->heads, &aa);
-        if (c->attn.kind[l] != ATTN_STD) {
-            VariantArgs va = variant_args(m, l, 0);
-            be->variant_forward(a.atto, a.atty, a.qkv, (int)N, D, c->heads, &va);
-        }
+        VariantArgs va = variant_args(m, l, 0);
+        attention_variant_forward(be, a.atto, a.atty, a.att_saved, a.qkv, B, T, D, c->heads, &aa,
+                                  &va);
         const real *branch = a.atto;
         if (m->project_out) {
             be->matmul_forward(a.attproj, a.atto, w.attprojw, w.attprojb, (int)N, D, D);
@@ -471,12 +470,9 @@ void vit_backward(ViT *m, float grad_scale) {
                                 (int)N, D, D);
             d_atto = datto;
         }
-        if (c->attn.kind[l] != ATTN_STD) {   // dL/dO in, dL/dY out (in datto)
-            VariantArgs va = variant_args(m, l, 1);
-            be->variant_backward(datto, dqkv, d_atto, a.atty, a.qkv, (int)N, D, c->heads, &va);
-            d_atto = datto;
-        }
-        be->attention_backward(dqkv, d_atto, a.qkv, a.atty, a.att_saved, B, T, D, c->heads, &aa);
+        VariantArgs va = variant_args(m, l, 1);   // d_atto: dL/dO; datto: scratch for dL/dY
+        attention_variant_backward(be, dqkv, datto, d_atto, a.qkv, a.atty, a.att_saved, B, T, D,
+                                   c->heads, &aa, &va);
         be->matmul_backward(dln1, g.qkvw, NULL, dqkv, a.ln1, w.qkvw, (int)N, D, 3 * D);
         be->layernorm_backward(m->dresidual, g.ln1w, g.ln1b, dln1, x, w.ln1w, a.ln1_mean,
                                a.ln1_rstd, (int)N, D);
