@@ -287,7 +287,7 @@ static const Backend *init_cuda(const char **why) {
     b->variant_forward = variant_forward_cuda;
     b->variant_backward = variant_backward_cuda;
     b->xent_forward = xent_forward_cuda;
-    b->xent_backward = xent_backward_cuda;
+    b->xent_forward_backward = xent_forward_backward_cuda;
     b->sumsq = sumsq_cuda;
     b->adamw_update = adamw_update_cuda;
     b->setadam_update = setadam_update_cuda;

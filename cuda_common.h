@@ -207,8 +207,8 @@ void gelu_backward_cuda(float *dinp, const float *inp, const float *dout, size_t
 void add_forward_cuda(float *out, const float *a, const float *b, size_t n);
 void xent_forward_cuda(float *losses, float *probs, int *argmax, const float *logits,
                        const int *targets, int N, int V, int Vp, float smoothing);
-void xent_backward_cuda(float *dlogits, const float *probs, const int *targets, int N, int V,
-                        int Vp, float smoothing, float scale);
+void xent_forward_backward_cuda(float *losses, int *argmax, float *logits, const int *targets,
+                                int N, int V, int Vp, float smoothing, float scale);
 void sumsq_cuda(float *out, const float *x, size_t n);
 void adamw_update_cuda(float *params, const float *grads, float *m, float *v,
                        const ParamSlice *slices, int nslices, const OptimArgs *args,

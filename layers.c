@@ -283,6 +283,14 @@ static void xent_backward_ref(real *dlogits, const real *probs, const int *targe
     }
 }
 
+// the fused op as its two parts: probabilities in place of the logits, then
+// dlogits in place of the probabilities
+static void xent_forward_backward_ref(real *losses, int *argmax, real *logits, const int *targets,
+                                      int N, int V, int Vp, float smoothing, float scale) {
+    xent_forward_ref(losses, logits, argmax, logits, targets, N, V, Vp, smoothing);
+    xent_backward_ref(logits, logits, targets, N, V, Vp, smoothing, scale);
+}
+
 // ----------------------------------------------------------------------------
 // out[0] = sum_i x_i^2, in double, in a fixed order (chunk partials, then their sum)
 
@@ -505,7 +513,7 @@ const Backend backend_ref = {
     .variant_forward = variant_forward_ref,
     .variant_backward = variant_backward_ref,
     .xent_forward = xent_forward_ref,
-    .xent_backward = xent_backward_ref,
+    .xent_forward_backward = xent_forward_backward_ref,
     .sumsq = sumsq_ref,
     .adamw_update = adamw_update_ref,
     .setadam_update = setadam_update_ref,

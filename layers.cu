@@ -467,104 +467,111 @@ void add_forward_cuda(float *out, const float *a, const float *b, size_t n) {
 }
 
 // ----------------------------------------------------------------------------
-// softmax cross-entropy: one block per row
+// softmax cross-entropy: one block per row, two passes over it
 
 enum { XENT_BLOCK = 512 };
 
-// p = softmax(z[:V]), p[V:Vp] = 0; loss = (1-ls)(lse - z_t) + ls (lse - mean z) or 0; argmax z
-__global__ void xent_forward_kernel(float *losses, float *probs, int *argmax, const float *logits,
-                                    const int *targets, int V, int Vp, float smoothing) {
-    __shared__ float shv[32];
+// A part of a row as (m, i, s): its max, the max's first index, sum exp(z - m);
+// s == 0 marks a part that holds nothing. Merges (om, oi, os) into it.
+__device__ inline void softmax_merge(float &m, int &i, float &s, float om, int oi, float os) {
+    if (os == 0.0f) return;
+    if (s == 0.0f) { m = om; i = oi; s = os; return; }
+    const float M = fmaxf(m, om);
+    s = s * expf(m - M) + os * expf(om - M);
+    if (om > m || (om == m && oi < i)) i = oi;
+    m = M;
+}
+
+// Pass 1 reads the row once: each thread keeps an online (max, argmax, sum
+// e^(z - max)) of its columns, then the block merges them; pass 2 writes, in
+// place of z where out == logits:
+//   GRAD false: out = p = softmax(z[:V]), 0 in the padding
+//   GRAD true:  out = scale (p - (1-ls) [k == t] - ls/V), 0 in the padding and ignored rows
+// loss = (1-ls)(lse - z_t) + ls (lse - mean z), 0 for ignored rows; argmax z.
+// Time goes to the two passes over V floats per row (memory bound).
+template <bool GRAD>
+__global__ void xent_kernel(float *losses, float *out, int *argmax, const float *logits,
+                            const int *targets, int V, int Vp, float smoothing, float scale) {
+    __shared__ float shm[32], shs[32];
     __shared__ int shi[32];
     __shared__ double shd[33];
     const int row = blockIdx.x, tid = threadIdx.x;
     const int lane = tid & 31, warp = tid >> 5, nwarps = blockDim.x >> 5;
     const float *z = logits + (size_t)row * Vp;
-    // the max and its first index: each thread scans ascending, ties keep the smaller index
-    float best = -INFINITY;
-    int besti = INT_MAX;
+    // each thread's columns ascending: a strictly larger value moves the max,
+    // so ties keep the smaller index
+    float m = -INFINITY, s = 0.0f;
+    int i = INT_MAX;
+    double sz = 0;
     for (int k = tid; k < V; k += blockDim.x) {
-        float zk = z[k];
-        if (zk > best || besti == INT_MAX) { best = zk; besti = k; }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        int oi = __shfl_xor_sync(0xffffffffu, besti, o);
-        if (ov > best || (ov == best && oi < besti)) { best = ov; besti = oi; }
-    }
-    if (lane == 0) { shv[warp] = best; shi[warp] = besti; }
-    __syncthreads();
-    if (warp == 0) {
-        best = lane < nwarps ? shv[lane] : -INFINITY;
-        besti = lane < nwarps ? shi[lane] : INT_MAX;
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, best, o);
-            int oi = __shfl_xor_sync(0xffffffffu, besti, o);
-            if (ov > best || (ov == best && oi < besti)) { best = ov; besti = oi; }
+        const float zk = z[k];
+        if (zk > m) {
+            s = s * expf(m - zk) + 1.0f;
+            m = zk;
+            i = k;
+        } else {
+            s += expf(zk - m);
         }
-        if (lane == 0) { shv[0] = best; shi[0] = besti; }
-    }
-    __syncthreads();
-    const float maxz = shv[0];
-    const int maxi = shi[0];
-    // sums of exp(z - max) and of z, in double
-    double se = 0, sz = 0;
-    for (int k = tid; k < V; k += blockDim.x) {
-        float zk = z[k];
-        se += (double)expf(zk - maxz);
         sz += zk;
     }
-    se = block_sum(se, shd);
-    sz = block_sum(sz, shd);
+    for (int o = 16; o > 0; o >>= 1)
+        softmax_merge(m, i, s, __shfl_xor_sync(0xffffffffu, m, o),
+                      __shfl_xor_sync(0xffffffffu, i, o), __shfl_xor_sync(0xffffffffu, s, o));
+    if (lane == 0) { shm[warp] = m; shi[warp] = i; shs[warp] = s; }
+    __syncthreads();
+    if (warp == 0) {
+        m = lane < nwarps ? shm[lane] : -INFINITY;
+        i = lane < nwarps ? shi[lane] : INT_MAX;
+        s = lane < nwarps ? shs[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1)
+            softmax_merge(m, i, s, __shfl_xor_sync(0xffffffffu, m, o),
+                          __shfl_xor_sync(0xffffffffu, i, o), __shfl_xor_sync(0xffffffffu, s, o));
+        if (lane == 0) { shm[0] = m; shi[0] = i; shs[0] = s; }
+    }
+    sz = block_sum(sz, shd);   // synchronises the block: shm[0].. are visible after it
+    const float lse = shm[0] + logf(shs[0]);   // log sum_k exp z_k
     const int t = targets ? targets[row] : -1;
-    const float zt = (t >= 0 && t < V) ? z[t] : 0.0f;
-    __syncthreads();   // every read of z is done: p may alias z from here on
-    const double lse = (double)maxz + log(se);
-    float *p = probs + (size_t)row * Vp;
-    const float inv = (float)(1.0 / se);   // se >= 1: the max term is exp(0)
-    for (int k = tid; k < Vp; k += blockDim.x) p[k] = k < V ? expf(z[k] - maxz) * inv : 0.0f;
+    const bool valid = t >= 0 && t < V;
+    const float zt = valid ? z[t] : 0.0f;
+    __syncthreads();   // every read of z[t] is done: out may alias z from here on
+    float *o = out + (size_t)row * Vp;
+    if (GRAD && !valid) {
+        for (int k = tid; k < Vp; k += blockDim.x) o[k] = 0.0f;
+    } else {
+        const float hit = 1.0f - smoothing, uniform = smoothing / (float)V;
+        for (int k = tid; k < Vp; k += blockDim.x) {
+            float v = 0.0f;
+            if (k < V) {
+                const float p = expf(z[k] - lse);
+                v = GRAD ? scale * (p - (k == t ? hit : 0.0f) - uniform) : p;
+            }
+            o[k] = v;
+        }
+    }
     if (tid == 0) {
         double loss = 0;
-        if (t >= 0 && t < V) {
-            loss = (1.0 - smoothing) * (lse - zt);
-            if (smoothing != 0.0f) loss += smoothing * (lse - sz / V);
+        if (valid) {
+            loss = (1.0 - smoothing) * ((double)lse - zt);
+            if (smoothing != 0.0f) loss += smoothing * ((double)lse - sz / V);
         }
         losses[row] = (float)loss;
-        if (argmax) argmax[row] = maxi == INT_MAX ? 0 : maxi;
-    }
-}
-
-// dlogits = scale (p - (1-ls) [k == t] - ls / V) for k < V and valid t; 0 elsewhere
-__global__ void xent_backward_kernel(float *dlogits, const float *probs, const int *targets,
-                                     size_t total, int V, int Vp, float smoothing, float scale) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        size_t row = i / Vp;
-        int k = (int)(i % Vp), t = targets[row];
-        float d = 0.0f;
-        if (t >= 0 && t < V && k < V) {
-            float target_k = (k == t ? 1.0f - smoothing : 0.0f) + smoothing / (float)V;
-            d = scale * (probs[i] - target_k);
-        }
-        dlogits[i] = d;
+        if (argmax) argmax[row] = shi[0] == INT_MAX ? 0 : shi[0];
     }
 }
 
 void xent_forward_cuda(float *losses, float *probs, int *argmax, const float *logits,
                        const int *targets, int N, int V, int Vp, float smoothing) {
     if (N <= 0) return;
-    xent_forward_kernel<<<(unsigned)N, XENT_BLOCK, 0, cuda_stream()>>>(losses, probs, argmax,
-                                                                     logits, targets, V, Vp,
-                                                                     smoothing);
+    xent_kernel<false><<<(unsigned)N, XENT_BLOCK, 0, cuda_stream()>>>(
+        losses, probs, argmax, logits, targets, V, Vp, smoothing, 1.0f);
     CUDA_LAUNCH_CHECK();
 }
 
-void xent_backward_cuda(float *dlogits, const float *probs, const int *targets, int N, int V,
-                        int Vp, float smoothing, float scale) {
-    size_t total = (size_t)N * Vp;
-    if (N <= 0 || !total) return;
-    xent_backward_kernel<<<grid_for(total, BLOCK), BLOCK, 0, cuda_stream()>>>(
-        dlogits, probs, targets, total, V, Vp, smoothing, scale);
+void xent_forward_backward_cuda(float *losses, int *argmax, float *logits, const int *targets,
+                                int N, int V, int Vp, float smoothing, float scale) {
+    if (N <= 0) return;
+    xent_kernel<true><<<(unsigned)N, XENT_BLOCK, 0, cuda_stream()>>>(
+        losses, logits, argmax, logits, targets, V, Vp, smoothing, scale);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -285,63 +285,68 @@ static void matmul_gelu_forward_fast(real *pre, real *out, const real *inp, cons
 // ----------------------------------------------------------------------------
 // softmax cross-entropy (math in layers.c), one row per iteration, in place
 
+// One row: the loss and argmax of logits z, and out = the probabilities, or
+// with `grad` the gradient scale (p - (1-ls) onehot(t) - ls/V). Three passes
+// over the row (max; e^(z - max) written to out; the last scaled in place),
+// which stays in the cache between them. z may alias out.
+static inline void xent_row(real *loss, int *argmax, real *out, const real *z, int t, int V,
+                            int Vp, float smoothing, int grad, float scale) {
+    float maxz = -INFINITY;
+    int best = 0;
+    for (int k = 0; k < V; k++) {
+        if (z[k] > maxz) {
+            maxz = z[k];
+            best = k;
+        }
+    }
+    const int valid = t >= 0 && t < V;
+    const float zt = valid ? z[t] : 0;
+    float sum = 0, sum_z = 0;
+    // z may alias out: e^(z - max) overwrites z as it is read
+    #pragma omp simd reduction(+ : sum, sum_z)
+    for (int k = 0; k < V; k++) {
+        const float zk = z[k];
+        sum_z += zk;
+        const float e = exp_fast(zk - maxz);
+        out[k] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum, logsum = maxz + logf(sum);
+    float l = 0;
+    if (valid) {
+        l = (1.0f - smoothing) * (logsum - zt);
+        if (smoothing != 0) l += smoothing * (logsum - sum_z / V);
+    }
+    *loss = l;
+    if (argmax) *argmax = best;
+    if (!grad) {
+        #pragma omp simd
+        for (int k = 0; k < V; k++) out[k] *= inv;
+    } else if (valid) {
+        const float sp = scale * inv, su = scale * smoothing / (float)V;
+        #pragma omp simd
+        for (int k = 0; k < V; k++) out[k] = out[k] * sp - su;
+        out[t] -= scale * (1.0f - smoothing);
+    } else {
+        memset(out, 0, V * sizeof(real));
+    }
+    for (int k = V; k < Vp; k++) out[k] = 0;
+}
+
 static void xent_forward_fast(real *losses, real *probs, int *argmax, const real *logits,
                               const int *targets, int N, int V, int Vp, float smoothing) {
     #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const real *z = logits + (size_t)n * Vp;
-        float maxz = -INFINITY;
-        int best = 0;
-        for (int k = 0; k < V; k++) {
-            if (z[k] > maxz) {
-                maxz = z[k];
-                best = k;
-            }
-        }
-        const int t = targets ? targets[n] : -1;
-        const float zt = t >= 0 && t < V ? z[t] : 0;
-        float sum = 0, sum_z = 0;
-        real *p = probs + (size_t)n * Vp;
-        // z may alias p: e^(z - max) overwrites z as it is read
-        #pragma omp simd reduction(+ : sum, sum_z)
-        for (int k = 0; k < V; k++) {
-            const float zk = z[k];
-            sum_z += zk;
-            const float e = exp_fast(zk - maxz);
-            p[k] = e;
-            sum += e;
-        }
-        const float inv = 1.0f / sum, logsum = maxz + logf(sum);
-        #pragma omp simd
-        for (int k = 0; k < V; k++) p[k] *= inv;
-        for (int k = V; k < Vp; k++) p[k] = 0;
-        float loss = 0;
-        if (t >= 0 && t < V) {
-            loss = (1.0f - smoothing) * (logsum - zt);
-            if (smoothing != 0) loss += smoothing * (logsum - sum_z / V);
-        }
-        losses[n] = loss;
-        if (argmax) argmax[n] = best;
-    }
+    for (int n = 0; n < N; n++)
+        xent_row(losses + n, argmax ? argmax + n : NULL, probs + (size_t)n * Vp,
+                 logits + (size_t)n * Vp, targets ? targets[n] : -1, V, Vp, smoothing, 0, 0);
 }
 
-static void xent_backward_fast(real *dlogits, const real *probs, const int *targets, int N, int V,
-                               int Vp, float smoothing, float scale) {
-    const float uniform = smoothing / (float)V, hit = 1.0f - smoothing;
+static void xent_forward_backward_fast(real *losses, int *argmax, real *logits, const int *targets,
+                                       int N, int V, int Vp, float smoothing, float scale) {
     #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const real *p = probs + (size_t)n * Vp;
-        real *d = dlogits + (size_t)n * Vp;
-        const int t = targets[n];
-        if (t < 0 || t >= V) {
-            memset(d, 0, Vp * sizeof(real));
-            continue;
-        }
-        #pragma omp simd
-        for (int k = 0; k < V; k++) d[k] = scale * (p[k] - uniform);
-        d[t] -= scale * hit;
-        for (int k = V; k < Vp; k++) d[k] = 0;
-    }
+    for (int n = 0; n < N; n++)
+        xent_row(losses + n, argmax ? argmax + n : NULL, logits + (size_t)n * Vp,
+                 logits + (size_t)n * Vp, targets[n], V, Vp, smoothing, 1, scale);
 }
 
 // ----------------------------------------------------------------------------
@@ -458,7 +463,7 @@ const Backend backend_cpu = {
     .variant_forward = variant_forward_fast,
     .variant_backward = variant_backward_fast,
     .xent_forward = xent_forward_fast,
-    .xent_backward = xent_backward_fast,
+    .xent_forward_backward = xent_forward_backward_fast,
     .sumsq = sumsq_ref,
     .adamw_update = adamw_update_fast,
     .setadam_update = setadam_update_fast,

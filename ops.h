@@ -19,9 +19,11 @@
 //   and inputs alike. This gives residual branches and gradient accumulation
 //   for free; callers zero scratch gradients with `zero`. A gradient pointer
 //   may be NULL where that gradient is not wanted (for example dbias when the
-//   layer has no bias). The exceptions are xent_backward, which starts the
-//   backward pass and overwrites dlogits, and variant_backward's dy.
-// - Fused ops (residual_layernorm_forward, matmul_gelu_forward) give what
+//   layer has no bias). The exceptions are xent_forward_backward, which starts
+//   the backward pass and overwrites the logits with dlogits, and
+//   variant_backward's dy.
+// - Fused ops (residual_layernorm_forward, matmul_gelu_forward,
+//   xent_forward_backward, attention_variant_forward/backward) give what
 //   their parts give; a backend fuses them to save passes over memory.
 // - Matmul weights are stored (out, in), as PyTorch and llm.c store them.
 // - `real` is float. The CPU reference can also be compiled with
@@ -211,10 +213,12 @@ typedef struct Backend {
     // probs may alias logits. argmax (may be NULL) gets each row's prediction.
     void (*xent_forward)(real *losses, real *probs, int *argmax, const real *logits,
                          const int *targets, int N, int V, int Vp, float smoothing);
+    // The training loss and its gradient in one pass over the logits: losses
+    // and argmax as xent_forward, and the logits OVERWRITTEN with
     // dlogits = scale * (p - (1-ls) onehot(t) - ls/V), 0 for ignored rows and
-    // padded columns. Overwrites dlogits, which may alias probs.
-    void (*xent_backward)(real *dlogits, const real *probs, const int *targets, int N, int V,
-                          int Vp, float smoothing, float scale);
+    // padded columns (scale is the backward's: grad_scale / the loss's count).
+    void (*xent_forward_backward)(real *losses, int *argmax, real *logits, const int *targets,
+                                  int N, int V, int Vp, float smoothing, float scale);
 
     // out[0] = sum_i x[i]^2 (a 1-element device tensor; the grad norm squared)
     void (*sumsq)(real *out, const real *x, size_t n);

@@ -167,18 +167,20 @@ static void open_data(Data *d, int *vocab) {
     }
 }
 
-// The forward of this process's share of a global batch (its rows rank*B/N ..;
-// all of it in one process): returns the global batch's mean loss, and makes
-// the backward's mean the global one, so the gradients summed over processes
-// are the one-process run's.
-static double forward_share(GPT *m, const int *inputs, const int *targets) {
+// The training forward of this process's share of a global batch (its rows
+// rank*B/N ..; all of it in one process): returns the global batch's mean loss,
+// and scales the gradient by grad_scale over the global batch's valid targets
+// (every process holds the whole batch), so the gradients summed over
+// processes are the one-process run's.
+static double forward_share(GPT *m, const int *inputs, const int *targets, float grad_scale) {
     const int n = dist_size(), rows = S.batch / n;
     const size_t at = (size_t)dist_rank() * rows * S.seq;
-    double mean = gpt_forward(m, inputs + at, targets + at, rows, S.seq);
+    int count = 0;
+    for (size_t i = 0; i < (size_t)S.batch * S.seq; i++) count += targets[i] >= 0;
+    double mean = gpt_forward_train(m, inputs + at, targets + at, rows, S.seq, grad_scale, count);
     if (n == 1) return mean;
     double t[2] = {mean * m->num_valid, (double)m->num_valid};
     dist_sum_double(t, 2);
-    gpt_set_loss_count(m, (int)t[1]);
     return t[1] > 0 ? t[0] / t[1] : 0.0;
 }
 
@@ -441,8 +443,8 @@ int main(int argc, char **argv) {
         double loss = 0;
         for (int micro = 0; micro < S.grad_accum; micro++) {
             train_batch(&data, (uint64_t)(step - 1) * S.grad_accum + micro, inputs, targets);
-            loss += forward_share(&model, inputs, targets) / S.grad_accum;
-            gpt_backward(&model, 1.0f / S.grad_accum);
+            loss += forward_share(&model, inputs, targets, 1.0f / S.grad_accum) / S.grad_accum;
+            gpt_backward(&model);
         }
         // the global batch's gradient on every process (host memory: the CPU backends)
         // (and its norm: waits for the backward pass)

@@ -509,7 +509,7 @@ int main(int argc, char **argv) {
             double loss = 0;
             if (ns) {
                 loss = vit_forward(&model, images, labels, ns, 1, hash64(dropout_stream, (uint64_t)step));
-                vit_backward(&model, 1.0f);
+                vit_backward(&model);
             }
             if (nproc > 1) {
                 double t[2] = {loss * ns, ns ? vit_last_correct(&model) : 0};

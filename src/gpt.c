@@ -185,7 +185,11 @@ static real *att_out(const GPT *m, int l, size_t offset) {
     return m->cfg.attn.kind[l] == ATTN_STD ? m->atty + offset : m->atto + offset;
 }
 
-double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) {
+// The forward pass; with targets the loss, and with `train` the loss's
+// gradient too: dlogits = grad_scale / loss_count * dL/dlogits in place of the
+// logits (loss_count 0: this batch's valid targets), which gpt_backward reads.
+static double forward(GPT *m, const int *inputs, const int *targets, int B, int T, int train,
+                      float grad_scale, int loss_count) {
     const GPTConfig *c = &m->cfg;
     const Backend *be = m->be;
     if (B < 1 || B > m->max_batch || T < 1 || T > c->max_seq)
@@ -196,6 +200,7 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
     const size_t saved = be->attention_saved_floats(m->max_batch, NH, c->max_seq);
     m->B = B;
     m->T = T;
+    m->has_dlogits = 0;
     memcpy(m->inputs_host, inputs, N * sizeof(int));
     be->upload(m->inputs, inputs, N * sizeof(int));
 
@@ -241,22 +246,38 @@ double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) 
     be->matmul_forward(m->logits, m->lnf, m->wte, NULL, (int)N, C, Vp);
     if (!targets) return 0;
 
-    // the loss: softmax cross-entropy over the real vocabulary, ignoring -1
+    // the loss: softmax cross-entropy over the real vocabulary, ignoring -1;
+    // in training fused with its gradient, in place of the logits
     memcpy(m->targets_host, targets, N * sizeof(int));
     be->upload(m->targets, targets, N * sizeof(int));
-    be->xent_forward(m->losses, m->logits, m->argmax, m->logits, m->targets, (int)N, c->vocab,
-                     Vp, 0.0f);
+    m->num_valid = 0;
+    for (size_t i = 0; i < N; i++) m->num_valid += targets[i] >= 0;
+    if (train) {
+        const int count = loss_count > 0 ? loss_count : m->num_valid;
+        const float scale = count ? grad_scale / (float)count : 0.0f;
+        be->xent_forward_backward(m->losses, m->argmax, m->logits, m->targets, (int)N, c->vocab,
+                                  Vp, 0.0f, scale);
+        m->has_dlogits = 1;
+    } else {
+        be->xent_forward(m->losses, m->logits, m->argmax, m->logits, m->targets, (int)N,
+                         c->vocab, Vp, 0.0f);
+    }
     be->download(m->losses_host, m->losses, N * sizeof(real));
     double sum = 0;
-    m->num_valid = 0;
-    for (size_t i = 0; i < N; i++) {
-        if (targets[i] < 0) continue;
-        sum += m->losses_host[i];
-        m->num_valid++;
-    }
+    for (size_t i = 0; i < N; i++)
+        if (targets[i] >= 0) sum += m->losses_host[i];
     m->mean_loss = m->num_valid ? sum / m->num_valid : 0.0;
-    m->loss_count = m->num_valid;
     return m->mean_loss;
+}
+
+double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T) {
+    return forward(m, inputs, targets, B, T, 0, 0.0f, 0);
+}
+
+double gpt_forward_train(GPT *m, const int *inputs, const int *targets, int B, int T,
+                         float grad_scale, int loss_count) {
+    if (!targets) die("gpt_forward_train: no targets");
+    return forward(m, inputs, targets, B, T, 1, grad_scale, loss_count);
 }
 
 double gpt_last_accuracy(GPT *m, int *count) {
@@ -278,9 +299,7 @@ double gpt_last_accuracy(GPT *m, int *count) {
 
 void gpt_zero_grad(GPT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
-void gpt_set_loss_count(GPT *m, int count) { m->loss_count = count; }
-
-void gpt_backward(GPT *m, float grad_scale) {
+void gpt_backward(GPT *m) {
     const GPTConfig *c = &m->cfg;
     const Backend *be = m->be;
     const int B = m->B, T = m->T, C = c->embd, NH = c->heads, Vp = c->padded_vocab;
@@ -292,9 +311,9 @@ void gpt_backward(GPT *m, float grad_scale) {
     real *dln1 = dqkv + N * 3 * C;
     real *dlnf = dln1;
 
-    // head: dlogits in place of the probabilities, then LNf
-    float scale = m->loss_count ? grad_scale / (float)m->loss_count : 0.0f;
-    be->xent_backward(m->logits, m->logits, m->targets, (int)N, c->vocab, Vp, 0.0f, scale);
+    // head: the forward left dlogits in place of the logits; then LNf
+    if (!m->has_dlogits) die("gpt_backward: the last forward was not gpt_forward_train's");
+    m->has_dlogits = 0;
     be->zero(m->dresidual, N * C * sizeof(real));
     be->zero(dlnf, N * C * sizeof(real));
     be->matmul_backward(dlnf, grad_of(m, m->wte), NULL, m->logits, m->lnf, m->wte, (int)N, C, Vp);

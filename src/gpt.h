@@ -58,7 +58,7 @@ typedef struct {
     real *losses_host;
     int *argmax_host;
     int num_valid;        // targets != -1 in the current batch
-    int loss_count;       // targets the backward's mean is over: num_valid, or gpt_set_loss_count's
+    int has_dlogits;      // the last forward was gpt_forward_train's: logits holds dlogits
     double mean_loss;     // of the last gpt_forward with targets
 } GPT;
 
@@ -78,17 +78,19 @@ void gpt_init_weights(GPT *m, uint64_t seed);
 // at the logits and returns 0. m->logits then holds B*T x Vp logits, or the
 // probabilities once targets were given.
 double gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T);
+// The training forward: the loss as gpt_forward, and its gradient in the same
+// pass over the logits (which then hold dlogits), for the gradient of
+// grad_scale * (sum of losses) / loss_count. loss_count 0 is this batch's valid
+// targets (the mean loss); data parallelism passes the global batch's, so the
+// gradients summed over processes are the global batch's.
+double gpt_forward_train(GPT *m, const int *inputs, const int *targets, int B, int T,
+                         float grad_scale, int loss_count);
 // Fraction of valid targets whose argmax prediction is right in the last
 // forward (with targets); *count gets the number of valid targets.
 double gpt_last_accuracy(GPT *m, int *count);
-// Backward pass of the last forward (with targets): accumulates into m->grads
-// the gradient of (grad_scale * mean loss). Call gpt_zero_grad first.
-void gpt_backward(GPT *m, float grad_scale);
-// Data parallelism: the last forward was this process's share of a global
-// batch whose mean loss is over `count` valid targets; gpt_backward then
-// scales by grad_scale / count, so the gradients summed over processes are
-// the global batch's. Each gpt_forward resets it to its own num_valid.
-void gpt_set_loss_count(GPT *m, int count);
+// Backward pass of the last forward, which must be gpt_forward_train's:
+// accumulates its gradient into m->grads. Call gpt_zero_grad first.
+void gpt_backward(GPT *m);
 void gpt_zero_grad(GPT *m);
 
 // Writes the weights to `path` in safetensors with nanoGPT's state_dict names

@@ -311,6 +311,7 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
     const int drop = train && dropout_on(m);
     m->B = B;
     m->train = train;
+    m->has_dlogits = 0;
     const uint64_t r0 = (uint64_t)m->share_first * T;   // this batch's first token row in the global batch
     be->upload(m->images, images, (size_t)B * c->channels * c->height * c->width * sizeof(real));
 
@@ -383,8 +384,12 @@ double vit_forward(ViT *m, const real *images, const int *labels, int B, int tra
 
     memcpy(m->labels_host, labels, (size_t)B * sizeof(int));
     be->upload(m->labels, labels, (size_t)B * sizeof(int));
+    // the loss and, in the same pass, its gradient in place of the logits
+    // (the mean over the global batch: vit_set_share)
     float smoothing = train ? c->label_smoothing : 0.0f;
-    be->xent_forward(m->losses, m->logits, m->argmax, m->logits, m->labels, B, K, K, smoothing);
+    be->xent_forward_backward(m->losses, m->argmax, m->logits, m->labels, B, K, K, smoothing,
+                              1.0f / (float)(m->share_total ? m->share_total : B));
+    m->has_dlogits = 1;
     be->download(m->losses_host, m->losses, (size_t)B * sizeof(real));
     double sum = 0;
     for (int i = 0; i < B; i++) sum += m->losses_host[i];
@@ -410,7 +415,7 @@ void vit_set_share(ViT *m, int first, int total) {
 
 void vit_zero_grad(ViT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
-void vit_backward(ViT *m, float grad_scale) {
+void vit_backward(ViT *m) {
     const ViTConfig *c = &m->cfg;
     const Backend *be = m->be;
     const int B = m->B, D = c->dim, M = c->mlp_dim, K = c->classes, T = m->seq;
@@ -419,9 +424,10 @@ void vit_backward(ViT *m, float grad_scale) {
     const int drop = m->train && dropout_on(m);
     real *scratch = m->grad_scratch;
 
-    // head: dlogits in place of the probabilities, then Linear, LayerNorm, cls select
-    float smoothing = m->train ? c->label_smoothing : 0.0f;
-    be->xent_backward(m->logits, m->logits, m->labels, B, K, K, smoothing, grad_scale / (float)(m->share_total ? m->share_total : B));
+    // head: the forward left dlogits in place of the logits; then Linear,
+    // LayerNorm, cls select
+    if (!m->has_dlogits) die("vit_backward: the last vit_forward had no labels");
+    m->has_dlogits = 0;
     real *dhead_ln = scratch, *dcls_out = scratch + (size_t)B * D;
     be->zero(scratch, 2 * (size_t)B * D * sizeof(real));
     be->zero(m->dresidual, N * D * sizeof(real));

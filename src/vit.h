@@ -83,6 +83,7 @@ typedef struct {
     // the last forward
     int B;
     int train;            // 1: dropout was applied, the training loss smoothed
+    int has_dlogits;      // it had labels: logits holds the loss's gradient
     int *labels_host, *argmax_host;
     real *losses_host;
     double mean_loss;
@@ -101,8 +102,8 @@ void vit_init_weights(ViT *m, uint64_t seed);
 // Forward over B images (host, B x C x H x W normalised values). train = 1
 // applies dropout with masks drawn from dropout_seed (a pure function of it).
 // With labels it returns the mean loss over the batch (label smoothing when
-// training); with labels NULL it stops at the logits (m->logits, B x K) and
-// returns 0.
+// training) and leaves its gradient in place of the logits for vit_backward;
+// with labels NULL it stops at the logits (m->logits, B x K) and returns 0.
 double vit_forward(ViT *m, const real *images, const int *labels, int B, int train,
                    uint64_t dropout_seed);
 // Data parallelism: the next forwards are images first..first+B-1 of a global
@@ -114,9 +115,9 @@ void vit_set_share(ViT *m, int first, int total);
 int vit_last_correct(ViT *m);
 // The per-layer diagnostic (src/layer_stats.h) of the last forward: out[depth].
 void vit_layer_stats(ViT *m, LayerStat *out);
-// Accumulates into m->grads the gradient of (grad_scale * mean loss) of the
-// last forward with labels. Call vit_zero_grad first.
-void vit_backward(ViT *m, float grad_scale);
+// Accumulates into m->grads the gradient of the mean loss of the last forward,
+// which must have had labels. Call vit_zero_grad first.
+void vit_backward(ViT *m);
 void vit_zero_grad(ViT *m);
 
 // --- weights out and in (vit_weights.c) ---------------------------------------

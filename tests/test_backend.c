@@ -803,19 +803,28 @@ static void test_xent(int N, int V, int Vp, float smoothing, int inplace) {
     EXPECT_ERR(err_rel(loss_g, loss_c, N), TOL, "%s: losses", tag);
     CHECK(!memcmp(am_g, am_c, (size_t)N * sizeof(int)), "%s: argmax differs", tag);
 
-    const float scale = 1.0f / (float)N;
-    float *dl_c = inplace ? probs_c : hnew(NV);
-    Cpu->xent_backward(dl_c, probs_c, tg, N, V, Vp, smoothing, scale);
-    float *dl_d = inplace ? probs_d : G->alloc(NV * 4);
-    if (!inplace) G->upload(dl_d, logits, NV * 4);   // garbage that must be overwritten
-    G->xent_backward(dl_d, probs_d, tg_d, N, V, Vp, smoothing, scale);
-    float *dl_g = fetch(dl_d, NV);
+    // the training op: loss, argmax and dlogits in place of the logits
+    const float scale = 0.7f / (float)N;
+    float *dl_c = hcopy(logits, NV), *dl_d = dcopy(logits, NV * 4);
+    Cpu->xent_forward_backward(loss_c, am_c, dl_c, tg, N, V, Vp, smoothing, scale);
+    G->upload(loss_d, logits, (size_t)N * 4);   // garbage that must be overwritten
+    G->xent_forward_backward(loss_d, am_d, dl_d, tg_d, N, V, Vp, smoothing, scale);
+    float *dl_g = fetch(dl_d, NV), *loss_g2 = fetch(loss_d, N);
+    G->download(am_g, am_d, (size_t)N * sizeof(int));
     EXPECT_ERR(err_rel(dl_g, dl_c, NV), TOL, "%s: dlogits", tag);
+    EXPECT_ERR(err_rel(loss_g2, loss_c, N), TOL, "%s: fused losses", tag);
+    CHECK(!memcmp(am_g, am_c, (size_t)N * sizeof(int)), "%s: fused argmax differs", tag);
+    int zeros_ok = 1;   // padding and ignored rows exactly 0
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < Vp; k++)
+            if (k >= V || tg[i] < 0) zeros_ok &= dl_g[(size_t)i * Vp + k] == 0.0f;
+    CHECK(zeros_ok, "%s: dlogits not 0 in the padding or an ignored row", tag);
+    G->free(dl_d);
 
-    G->free(logits_d); if (!inplace) { G->free(probs_d); G->free(dl_d); }
+    G->free(logits_d); if (!inplace) G->free(probs_d);
     G->free(loss_d); G->free(am_d); G->free(tg_d);
     free(logits); free(tg); free(probs_c); free(loss_c); free(am_c); free(probs_g); free(loss_g);
-    free(am_g); if (!inplace) free(dl_c); free(dl_g);
+    free(am_g); free(dl_c); free(dl_g); free(loss_g2);
 }
 
 // ----------------------------------------------------------------------------
@@ -1099,13 +1108,13 @@ static void test_model_grads(AttnConfig attn) {
     EXPECT_ERR(err_rel(lg, mc.logits, nl), MODEL_TOL, "%s: logits", tag);
     free(lg);
 
-    float loss_c = gpt_forward(&mc, in, tg, MB, MT);
-    float loss_g = gpt_forward(&mg, in, tg, MB, MT);
+    float loss_c = gpt_forward_train(&mc, in, tg, MB, MT, 1.0f, 0);
+    float loss_g = gpt_forward_train(&mg, in, tg, MB, MT, 1.0f, 0);
     EXPECT_ERR(fabs((double)loss_g - loss_c) / fabs((double)loss_c), MODEL_TOL, "%s: loss %g vs %g", tag, loss_g, loss_c);
     gpt_zero_grad(&mc);
     gpt_zero_grad(&mg);
-    gpt_backward(&mc, 1.0f);
-    gpt_backward(&mg, 1.0f);
+    gpt_backward(&mc);
+    gpt_backward(&mg);
     float *gg = fetch(mg.grads, mg.layout.num_params);
     CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
     check_gamma_layout(tag, &mc.layout, &attn, cfg.layers, cfg.heads, mc.grads);
@@ -1116,9 +1125,9 @@ static void test_model_grads(AttnConfig attn) {
                    mc.layout.tensor_names[k]);
     }
     // determinism: the same step again gives the same bits
-    gpt_forward(&mg, in, tg, MB, MT);
+    gpt_forward_train(&mg, in, tg, MB, MT, 1.0f, 0);
     gpt_zero_grad(&mg);
-    gpt_backward(&mg, 1.0f);
+    gpt_backward(&mg);
     float *gg2 = fetch(mg.grads, mg.layout.num_params);
     CHECK(!memcmp(gg, gg2, mg.layout.num_params * sizeof(float)), "%s: gradients not deterministic", tag);
     free(gg);
@@ -1177,8 +1186,8 @@ static void test_vit_grads(int kind, int heads, AttnConfig attn) {
     EXPECT_ERR(fabs((double)loss_g - loss_c) / fabs((double)loss_c), MODEL_TOL, "%s: loss %g vs %g", tag, loss_g, loss_c);
     vit_zero_grad(&mc);
     vit_zero_grad(&mg);
-    vit_backward(&mc, 1.0f);
-    vit_backward(&mg, 1.0f);
+    vit_backward(&mc);
+    vit_backward(&mg);
     float *gg = fetch(mg.grads, mg.layout.num_params);
     CHECK(mc.layout.num_params == mg.layout.num_params, "%s: parameter counts differ", tag);
     check_gamma_layout(tag, &mc.layout, &attn, cfg.depth, cfg.heads, mc.grads);
@@ -1190,7 +1199,7 @@ static void test_vit_grads(int kind, int heads, AttnConfig attn) {
     }
     vit_forward(&mg, images, labels, VB, 1, 77);
     vit_zero_grad(&mg);
-    vit_backward(&mg, 1.0f);
+    vit_backward(&mg);
     float *gg2 = fetch(mg.grads, mg.layout.num_params);
     CHECK(!memcmp(gg, gg2, mg.layout.num_params * sizeof(float)), "%s: gradients not deterministic", tag);
     free(gg);
@@ -1252,7 +1261,7 @@ static void test_vit_training(AttnConfig attn) {
         for (int k = 0; k < 2; k++) {
             vit_zero_grad(&m[k]);
             loss[k] = (float)vit_forward(&m[k], images, labels, VB, 1, hash64(7, (uint64_t)step));
-            vit_backward(&m[k], 1.0f);
+            vit_backward(&m[k]);
             optim_grad_norm(&opt[k], m[k].grads);
             optim_update(&opt[k], m[k].params, m[k].grads, m[k].layout.slices,
                          m[k].layout.num_slices, 1e-3f);
@@ -1298,8 +1307,8 @@ static void test_model_training(AttnConfig attn) {
         float loss[2];
         for (int k = 0; k < 2; k++) {
             gpt_zero_grad(&m[k]);
-            loss[k] = gpt_forward(&m[k], in, tg, MB, MT);
-            gpt_backward(&m[k], 1.0f);
+            loss[k] = gpt_forward_train(&m[k], in, tg, MB, MT, 1.0f, 0);
+            gpt_backward(&m[k]);
             optim_grad_norm(&opt[k], m[k].grads);
             optim_update(&opt[k], m[k].params, m[k].grads, m[k].layout.slices,
                          m[k].layout.num_slices, 1e-3f);
@@ -1431,7 +1440,8 @@ int main(void) {
 #endif
 
     const struct { int N, V, Vp; float ls; } xs[] = {
-        {7, 37, 64, 0.0f}, {5, 129, 129, 0.1f}, {3, 5000, 5056, 0.1f}, {1, 1, 64, 0.0f}, {67, 67, 128, 0.0f}};
+        {7, 37, 64, 0.0f}, {5, 129, 129, 0.1f}, {3, 5000, 5056, 0.1f}, {1, 1, 64, 0.0f}, {67, 67, 128, 0.0f},
+        {3, 50257, 50304, 0.0f}};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
         for (int inplace = 0; inplace < 2; inplace++)
             test_xent(xs[i].N, xs[i].V, xs[i].Vp, xs[i].ls, inplace);

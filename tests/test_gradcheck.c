@@ -210,7 +210,11 @@ static void test_xent(float smoothing) {
     c.targets = targets;
     real *dlogits = zeros(n);
     xent_loss(&c);
-    be->xent_backward(dlogits, c.probs, c.targets, c.N, c.V, c.Vp, c.ls, c.scale);
+    memcpy(dlogits, c.logits, n * sizeof(real));
+    real *losses = zeros(c.N);
+    be->xent_forward_backward(losses, NULL, dlogits, c.targets, c.N, c.V, c.Vp, c.ls, c.scale);
+    CHECK(!memcmp(losses, c.losses, c.N * sizeof(real)), "xent_forward_backward's losses differ from xent_forward's");
+    free(losses);
     char what[64];
     snprintf(what, sizeof what, "xent smoothing %g dlogits", smoothing);
     CHECK_GRAD(what, xent_loss, &c, c.logits, dlogits, n);
@@ -267,8 +271,8 @@ static void test_model(int attn, double gamma, int learn, int bias) {
     int in[8] = {1, 5, 10, 3, 0, 7, 7, 2}, tg[8] = {5, -1, 3, 9, 7, 7, -1, 4};
     ModelCtx c = {&m, in, tg, 2, 4};
     gpt_zero_grad(&m);
-    model_loss(&c);
-    gpt_backward(&m, 1.0f);
+    gpt_forward_train(&m, in, tg, 2, 4, 1.0f, 0);
+    gpt_backward(&m);
     real *grads = xmalloc(m.layout.num_params * sizeof(real));
     memcpy(grads, m.grads, m.layout.num_params * sizeof(real));
     for (int k = 0; k < m.layout.num_tensors; k++) {
@@ -279,6 +283,18 @@ static void test_model(int attn, double gamma, int learn, int bias) {
                  gamma, gamma_learn_name(learn), bias, m.layout.tensor_names[k]);
         CHECK_GRAD(what, model_loss, &c, m.params + t.offset, grads + t.offset, t.size);
     }
+    // gpt_forward_train's scaling: grad_scale 3 over a loss count of 12 (of 6
+    // valid targets here) is 1.5 times the mean loss's gradient
+    gpt_zero_grad(&m);
+    gpt_forward_train(&m, in, tg, 2, 4, 3.0f, 12);
+    gpt_backward(&m);
+    double diff = 0, norm = 0;   // |g - 1.5 g0|_1 / |1.5 g0|_1
+    for (size_t i = 0; i < m.layout.num_params; i++) {
+        diff += fabs(m.grads[i] - 1.5 * grads[i]);
+        norm += fabs(1.5 * grads[i]);
+    }
+    CHECK(diff <= 1e-6 * norm, "gpt_forward_train(grad_scale 3, loss_count 12): gradients %.3g off 1.5x",
+          diff / norm);
     free(grads);
     gpt_free(&m);
 }

@@ -133,12 +133,12 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     CHECK(e <= 1e-5, "%s: logits relative error %.3g", mode->name, e);
     printf("  %s vs torch: logits %.2e", mode->name, e);
 
-    double loss = gpt_forward(&m, inputs, targets, 2, 8);
+    double loss = gpt_forward_train(&m, inputs, targets, 2, 8, 1.0f, 0);
     e = fabs(loss - ref_loss) / fabs(ref_loss);
     CHECK(e <= 1e-5, "%s: loss %.10f vs torch %.10f", mode->name, loss, ref_loss);
     printf(", loss %.2e", e);
     gpt_zero_grad(&m);
-    gpt_backward(&m, 1.0f);
+    gpt_backward(&m);
     double worst = 0, egamma = -1;
     const char *worst_name = "";
     for (int k = 0; k < m.layout.num_tensors; k++) {
@@ -168,9 +168,9 @@ static double run_once(const GPTConfig *cfg, int threads, real *grads_out, size_
     gpt_init_weights(&m, 77);
     int inputs[3 * 16], targets[3 * 16];
     for (int i = 0; i < 48; i++) inputs[i] = (i * 13) % cfg->vocab, targets[i] = (i * 7 + 1) % cfg->vocab;
-    double loss = gpt_forward(&m, inputs, targets, 3, 16);
+    double loss = gpt_forward_train(&m, inputs, targets, 3, 16, 1.0f, 0);
     gpt_zero_grad(&m);
-    gpt_backward(&m, 1.0f);
+    gpt_backward(&m);
     memcpy(grads_out, m.grads, m.layout.num_params * sizeof(real));
     *n = m.layout.num_params;
     gpt_free(&m);

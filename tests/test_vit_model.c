@@ -143,7 +143,7 @@ static void compare_with_torch(const char *ref_dir, const Mode *mode) {
     CHECK(e <= 1e-5, "%s: loss %.10f vs torch %.10f", mode->name, loss, ref_loss);
     printf(", loss %.2e", e);
     vit_zero_grad(&m);
-    vit_backward(&m, 1.0f);
+    vit_backward(&m);
     double worst = 0, egamma = -1;
     const char *worst_name = "";
     for (int k = 0; k < m.layout.num_tensors; k++) {
@@ -179,7 +179,7 @@ static double run_once(const Mode *mode, int threads, real *grads_out, size_t ca
     for (int i = 0; i < TB * 3 * 8 * 8; i++) images[i] = (float)sin(0.37 * i);
     double loss = vit_forward(&m, images, labels, TB, 1, 555);
     vit_zero_grad(&m);
-    vit_backward(&m, 1.0f);
+    vit_backward(&m);
     if (m.layout.num_params <= cap) memcpy(grads_out, m.grads, m.layout.num_params * sizeof(real));
     vit_free(&m);
     return loss;
