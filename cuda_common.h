@@ -267,5 +267,10 @@ void variant_forward_cuda(float *out, const float *y, const float *qkv, int N, i
                           const VariantArgs *args);
 void variant_backward_cuda(float *dy, float *dqkv, const float *dout, const float *y,
                            const float *qkv, int N, int C, int NH, const VariantArgs *args);
+// dgamma[k] += the sum of the terms of coefficient k, in a fixed order: term r
+// belongs to head r % NH when per_head, else every term to gamma[0] (rows of
+// variant_backward's per-row terms, or flash attention's per-block partials)
+void variant_dgamma_sum_cuda(float *dgamma, const float *term, size_t rows, int NH, int per_head);
+void variant_dgamma_sum_cuda(float *dgamma, const double *term, size_t rows, int NH, int per_head);
 
 #endif

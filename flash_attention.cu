@@ -24,11 +24,16 @@
 //
 // Layout: a block of 4 warps owns 64 rows (query rows forward and for dQ, key
 // rows for dK/dV), 16 per warp; the other side streams through shared memory
-// in 64-row tiles. Q, K, V and G are read from the fp32 qkv / dY and rounded
-// to bf16 as they are stored in shared memory (the model's activations are
-// fp32 today); rows past T and columns past the head size are stored as 0.
-// The head size is padded to HS: 16, 32 or 64. Causal masking
-// skips the key tiles above the diagonal.
+// in 64-row tiles. The model's activations are fp32, so each op first stages
+// its operands (fa_stage_kernel): Q, K, V (and G backward) rounded to bf16 once,
+// each (batch, head) a contiguous (Tp, HS) matrix - T rounded up to 64 rows,
+// the head size padded to HS (16, 32 or 64), zeros in the padding - so that a
+// tile is one contiguous block that cp.async copies to shared memory 16 bytes
+// a thread at a time, without passing through registers. The forward pass
+// double-buffers K and V: the next tile's copy runs while this one's products
+// do (the backward kernels, with four tiles resident, would need more than the
+// 48 KiB of static shared memory for a second set). Causal masking skips the
+// key tiles above the diagonal.
 //
 // Error: bf16 keeps 8 significant bits (unit roundoff 2^-8). Beyond rounding
 // Q, K, V and dY once, P and dS are rounded before their products, each an
@@ -39,16 +44,34 @@
 
 enum { FA_ROWS = 64, FA_WARPS = 4, FA_THREADS = 32 * FA_WARPS, FA_MAX_HS = BF16_MAX_HEAD_SIZE };
 
-// rows [row0, row0 + 64) of a (T, hs) matrix at `base` with row stride `stride`,
-// into s as bf16; 0 past T and past hs
+// Staging: parts C-wide parts of each row of src (B, T, parts C) - q, k, v of
+// qkv, or dY alone - as bf16 matrices, one per (part, batch, head):
+//   out[((w B + b) NH + h) Tp + t][d] = bf16(src[b, t, w C + h hs + d]), 0 for t >= T or d >= hs
+// One thread per 8 elements (16 bytes) of out. A pass over src: memory bound.
 template <int HS>
-static __device__ void fa_load_tile(bf16 (*s)[HS + 8], const float *base, size_t stride, int row0,
-                                    int T, int hs) {
-    for (int i = threadIdx.x; i < FA_ROWS * HS; i += FA_THREADS) {
-        const int r = i / HS, d = i % HS;
-        const float v = row0 + r < T && d < hs ? base[(size_t)(row0 + r) * stride + d] : 0.0f;
-        s[r][d] = __float2bfloat16_rn(v);
+__global__ void fa_stage_kernel(bf16 *out, const float *src, int parts, int B, int T, int Tp,
+                                int C, int NH) {
+    const int hs = C / NH;
+    const size_t n = (size_t)parts * B * NH * Tp * (HS / 8);
+    for (size_t c = blockIdx.x * (size_t)blockDim.x + threadIdx.x; c < n;
+         c += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = c / (HS / 8);   // the row of out: ((w B + b) NH + h) Tp + t
+        const int d0 = (int)(c % (HS / 8)) * 8, t = (int)(r % Tp), h = (int)(r / Tp % NH);
+        const int b = (int)(r / Tp / NH % B), w = (int)(r / Tp / NH / B);
+        const size_t at = ((size_t)b * T + t) * parts * C + (size_t)w * C + (size_t)h * hs;
+        UNROLL
+        for (int j = 0; j < 8; j++)
+            out[r * HS + d0 + j] = __float2bfloat16_rn(t < T && d0 + j < hs ? src[at + d0 + j] : 0.0f);
     }
+}
+
+// rows [row0, row0 + 64) of a staged (Tp, HS) matrix into s by cp.async; the
+// caller commits the group and waits for it
+template <int HS>
+static __device__ void fa_copy_tile(bf16 (*s)[HS + 8], const bf16 *m, int row0) {
+    const bf16 *src = m + (size_t)row0 * HS;
+    for (int c = threadIdx.x; c < FA_ROWS * HS / 8; c += FA_THREADS)
+        cp_async_16(&s[c / (HS / 8)][c % (HS / 8) * 8], src + (size_t)c * 8);
 }
 
 // this warp's A fragments of rows [r0, r0 + 16) of s (16 x HS, in HS / 16 chunks of 16 columns)
@@ -113,21 +136,30 @@ static __device__ __forceinline__ int fa_col(int nc, int i) {
 }
 
 // ----------------------------------------------------------------------------
-// forward: grid (B NH, query tiles); y (B, T, C), lse (B, NH, T); with gamma
-// (AttentionX, else NULL) also out = y - gamma[per_head ? h : 0] v (B, T, C)
+// forward: grid (B NH, query tiles); st the staged q, k, v (planes of
+// `plane` elements); y (B, T, C), lse (B, NH, T); with gamma (AttentionX, else
+// NULL) also out = y - gamma[per_head ? h : 0] v (B, T, C), v read from the
+// fp32 qkv
 
 template <int HS>
 __global__ void __launch_bounds__(FA_THREADS)
-    flash_forward_kernel(float *y, float *out, float *lse, const float *qkv, int T, int C, int NH,
-                         int mask, const float *log_temp, float scale, const float *gamma,
-                         int per_head) {
-    __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8];
+    flash_forward_kernel(float *y, float *out, float *lse, const float *qkv, const bf16 *st,
+                         size_t plane, int T, int Tp, int C, int NH, int mask,
+                         const float *log_temp, float scale, const float *gamma, int per_head) {
+    __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sk[2][FA_ROWS][HS + 8],
+        sv[2][FA_ROWS][HS + 8];
     const int bh = blockIdx.x, qt = blockIdx.y, b = bh / NH, h = bh % NH, hs = C / NH;
     const int warp = threadIdx.x / 32;
     const float s = attn_scale(log_temp, scale);
     const size_t row3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
-    fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
+    const bf16 *qm = st + (size_t)bh * Tp * HS, *km = qm + plane, *vm = km + plane;
+    fa_copy_tile<HS>(sq, qm, qt * FA_ROWS);
+    cp_async_commit();
+    fa_copy_tile<HS>(sk[0], km, 0);
+    fa_copy_tile<HS>(sv[0], vm, 0);
+    cp_async_commit();
+    cp_async_wait<1>();   // the query tile
     __syncthreads();
     uint32_t qf[HS / 16][4];
     fa_load_a<HS>(qf, sq, warp * 16);
@@ -135,12 +167,17 @@ __global__ void __launch_bounds__(FA_THREADS)
     float o[HS / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const int nkt = mask == MASK_CAUSAL ? qt + 1 : (T + FA_ROWS - 1) / FA_ROWS;
     for (int kt = 0; kt < nkt; kt++) {
-        __syncthreads();   // the last tile's readers are done with sk, sv
-        fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
-        fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+        const int cur = kt & 1;
+        __syncthreads();   // the last tile's readers are done with buffer cur ^ 1
+        if (kt + 1 < nkt) {   // the next tile's copy, behind this one's products
+            fa_copy_tile<HS>(sk[cur ^ 1], km, (kt + 1) * FA_ROWS);
+            fa_copy_tile<HS>(sv[cur ^ 1], vm, (kt + 1) * FA_ROWS);
+        }
+        cp_async_commit();    // (an empty group on the last tile)
+        cp_async_wait<1>();   // everything but the copy just issued: tile kt
         __syncthreads();
         float x[8][4];
-        fa_times_tile_t<HS>(x, qf, sk);
+        fa_times_tile_t<HS>(x, qf, sk[cur]);
         float mx[2] = {m[0], m[1]};
         UNROLL
         for (int nc = 0; nc < 8; nc++)
@@ -171,7 +208,7 @@ __global__ void __launch_bounds__(FA_THREADS)
                 x[nc][i] = expf(x[nc][i] - base_r[i / 2]);
                 l[i / 2] += x[nc][i];
             }
-        fa_tile_times<HS>(o, x, sv);
+        fa_tile_times<HS>(o, x, sv[cur]);
     }
     UNROLL
     for (int r = 0; r < 2; r++) {
@@ -209,7 +246,8 @@ __global__ void __launch_bounds__(FA_THREADS)
 template <int HS>
 __global__ void __launch_bounds__(FA_THREADS, 2)
     flash_backward_kv_kernel(float *dqkv, double *dg_partial, const float *qkv, const float *dy,
-                             const float *lse, const float *D, int T, int C, int NH, int mask,
+                             const bf16 *st, const bf16 *gst, size_t plane, const float *lse,
+                             const float *D, int T, int Tp, int C, int NH, int mask,
                              const float *log_temp, float scale, const float *gamma,
                              int per_head) {
     __shared__ __align__(16) bf16 sk[FA_ROWS][HS + 8], sv[FA_ROWS][HS + 8], sq[FA_ROWS][HS + 8],
@@ -222,8 +260,12 @@ __global__ void __launch_bounds__(FA_THREADS, 2)
     const size_t row3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
     const float *gbase = dy + (size_t)b * T * C + (size_t)h * hs;
-    fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
-    fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+    const bf16 *qm = st + (size_t)bh * Tp * HS, *km = qm + plane, *vm = km + plane;
+    const bf16 *gmat = gst + (size_t)bh * Tp * HS;
+    fa_copy_tile<HS>(sk, km, kt * FA_ROWS);
+    fa_copy_tile<HS>(sv, vm, kt * FA_ROWS);
+    cp_async_commit();
+    cp_async_wait<0>();
     __syncthreads();
     uint32_t kf[HS / 16][4], vf[HS / 16][4];
     fa_load_a<HS>(kf, sk, warp * 16);
@@ -233,13 +275,15 @@ __global__ void __launch_bounds__(FA_THREADS, 2)
     const int nqt = (T + FA_ROWS - 1) / FA_ROWS;
     for (int qt = mask == MASK_CAUSAL ? kt : 0; qt < nqt; qt++) {
         __syncthreads();
-        fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
-        fa_load_tile<HS>(sg, gbase, C, qt * FA_ROWS, T, hs);
+        fa_copy_tile<HS>(sq, qm, qt * FA_ROWS);
+        fa_copy_tile<HS>(sg, gmat, qt * FA_ROWS);
+        cp_async_commit();
         for (int i = threadIdx.x; i < FA_ROWS; i += FA_THREADS) {
             const int row = qt * FA_ROWS + i;
             slse[i] = row < T ? lse[(size_t)bh * T + row] : INFINITY;
             sD[i] = row < T ? D[(size_t)bh * T + row] : 0.0f;
         }
+        cp_async_wait<0>();
         __syncthreads();
         float p[8][4], ds[8][4];   // P^T and dS^T: rows keys, columns queries
         fa_times_tile_t<HS>(p, kf, sq);
@@ -281,29 +325,18 @@ __global__ void __launch_bounds__(FA_THREADS, 2)
     }
 }
 
-// dgamma[k] += the sum of the key kernel's partials of coefficient k: those of
-// head k when per head (partial p belongs to head p % NH), else all of them;
-// one block per coefficient, in a fixed order
-__global__ void flash_dgamma_finish_kernel(float *dgamma, const double *partial, int np, int NH,
-                                           int per_head) {
-    __shared__ double sh[33];
-    const int k = blockIdx.x, step = per_head ? NH : 1;
-    double acc = 0;
-    for (int p = (per_head ? k : 0) + (int)threadIdx.x * step; p < np; p += (int)blockDim.x * step)
-        acc += partial[p];
-    acc = block_sum(acc, sh);
-    if (threadIdx.x == 0) dgamma[k] += (float)acc;
-}
-
 // ----------------------------------------------------------------------------
 // backward, over query tiles: dQ of 64 queries; grid (B NH, query tiles).
 // dt_partial (LSA, else NULL): this block's sum of Q_id (dS K)_id, in double.
 
+// (Two blocks per SM, as the key kernel: without it ptxas 13 spilled 16 bytes
+// of the HS = 64 build for sm_90.)
 template <int HS>
-__global__ void __launch_bounds__(FA_THREADS)
-    flash_backward_q_kernel(float *dqkv, double *dt_partial, const float *qkv, const float *dy,
-                            const float *lse, const float *D, int T, int C, int NH, int mask,
-                            const float *log_temp, float scale) {
+__global__ void __launch_bounds__(FA_THREADS, 2)
+    flash_backward_q_kernel(float *dqkv, double *dt_partial, const float *qkv, const bf16 *st,
+                            const bf16 *gst, size_t plane, const float *lse, const float *D,
+                            int T, int Tp, int C, int NH, int mask, const float *log_temp,
+                            float scale) {
     __shared__ __align__(16) bf16 sq[FA_ROWS][HS + 8], sg[FA_ROWS][HS + 8], sk[FA_ROWS][HS + 8],
         sv[FA_ROWS][HS + 8];
     __shared__ double sh[33];
@@ -312,8 +345,11 @@ __global__ void __launch_bounds__(FA_THREADS)
     const float s = attn_scale(log_temp, scale);
     const size_t row3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * row3 + (size_t)h * hs;
-    fa_load_tile<HS>(sq, base, row3, qt * FA_ROWS, T, hs);
-    fa_load_tile<HS>(sg, dy + (size_t)b * T * C + (size_t)h * hs, C, qt * FA_ROWS, T, hs);
+    const bf16 *qm = st + (size_t)bh * Tp * HS, *km = qm + plane, *vm = km + plane;
+    fa_copy_tile<HS>(sq, qm, qt * FA_ROWS);
+    fa_copy_tile<HS>(sg, gst + (size_t)bh * Tp * HS, qt * FA_ROWS);
+    cp_async_commit();
+    cp_async_wait<0>();
     __syncthreads();
     uint32_t qf[HS / 16][4], gf[HS / 16][4];
     fa_load_a<HS>(qf, sq, warp * 16);
@@ -330,8 +366,10 @@ __global__ void __launch_bounds__(FA_THREADS)
     const int nkt = mask == MASK_CAUSAL ? qt + 1 : (T + FA_ROWS - 1) / FA_ROWS;
     for (int kt = 0; kt < nkt; kt++) {
         __syncthreads();
-        fa_load_tile<HS>(sk, base + C, row3, kt * FA_ROWS, T, hs);
-        fa_load_tile<HS>(sv, base + 2 * (size_t)C, row3, kt * FA_ROWS, T, hs);
+        fa_copy_tile<HS>(sk, km, kt * FA_ROWS);
+        fa_copy_tile<HS>(sv, vm, kt * FA_ROWS);
+        cp_async_commit();
+        cp_async_wait<0>();
         __syncthreads();
         float p[8][4], ds[8][4];
         fa_times_tile_t<HS>(p, qf, sk);
@@ -370,6 +408,22 @@ __global__ void __launch_bounds__(FA_THREADS)
 
 static double *buf_part, *buf_dg;
 static size_t cap_part, cap_dg;
+static bf16 *buf_st, *buf_gst;   // the staged q, k, v and dY
+static size_t cap_st, cap_gst;
+
+// src (B, T, parts C) staged by fa_stage_kernel into *buf: parts planes of
+// B NH Tp HS bf16 each (returns the plane size in elements)
+template <int HS>
+static size_t fa_stage(bf16 **buf, size_t *cap, const float *src, int parts, int B, int T, int C,
+                       int NH) {
+    const int Tp = (int)ceil_div((size_t)T, FA_ROWS);
+    const size_t plane = (size_t)B * NH * (Tp * FA_ROWS) * HS;
+    bf16 *out = (bf16 *)cuda_grow((void **)buf, cap, parts * plane * sizeof(bf16));
+    fa_stage_kernel<HS><<<grid_for(parts * plane / 8, 256), 256, 0, cuda_stream()>>>(
+        out, src, parts, B, T, Tp * FA_ROWS, C, NH);
+    CUDA_LAUNCH_CHECK();
+    return plane;
+}
 
 size_t flash_attention_saved_floats_cuda(int B, int NH, int T) { return (size_t)B * NH * T; }
 
@@ -393,9 +447,10 @@ template <int HS>
 static void flash_forward(float *y, float *out, float *lse, const float *qkv, int B, int T, int C,
                           int NH, const AttnArgs *a, const VariantArgs *x) {
     const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
+    const size_t plane = fa_stage<HS>(&buf_st, &cap_st, qkv, 3, B, T, C, NH);
     flash_forward_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
-        y, out, lse, qkv, T, C, NH, a->mask, a->log_temp, a->scale, x ? x->gamma : NULL,
-        x ? x->per_head : 0);
+        y, out, lse, qkv, buf_st, plane, T, (int)grid.y * FA_ROWS, C, NH, a->mask, a->log_temp,
+        a->scale, x ? x->gamma : NULL, x ? x->per_head : 0);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -404,25 +459,25 @@ static void flash_backward(float *dqkv, const float *dy, const float *qkv, const
                            const float *D, int B, int T, int C, int NH, const AttnArgs *a,
                            const VariantArgs *x) {
     const dim3 grid((unsigned)(B * NH), (unsigned)ceil_div(T, FA_ROWS));
-    const int np = (int)(grid.x * grid.y);
+    const int np = (int)(grid.x * grid.y), Tp = (int)grid.y * FA_ROWS;
+    const size_t plane = fa_stage<HS>(&buf_st, &cap_st, qkv, 3, B, T, C, NH);
+    fa_stage<HS>(&buf_gst, &cap_gst, dy, 1, B, T, C, NH);
     double *dg = NULL;
     if (x && x->dgamma)
         dg = (double *)cuda_grow((void **)&buf_dg, &cap_dg, (size_t)np * sizeof(double));
     flash_backward_kv_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
-        dqkv, dg, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale,
-        x ? x->gamma : NULL, x ? x->per_head : 0);
+        dqkv, dg, qkv, dy, buf_st, buf_gst, plane, lse, D, T, Tp, C, NH, a->mask, a->log_temp,
+        a->scale, x ? x->gamma : NULL, x ? x->per_head : 0);
     CUDA_LAUNCH_CHECK();
-    if (dg) {
-        flash_dgamma_finish_kernel<<<x->per_head ? NH : 1, 256, 0, cuda_stream()>>>(
-            x->dgamma, dg, np, NH, x->per_head);
-        CUDA_LAUNCH_CHECK();
-    }
+    // partial p = kt B NH + b NH + h belongs to head p % NH
+    if (dg) variant_dgamma_sum_cuda(x->dgamma, dg, (size_t)np, NH, x->per_head);
     double *part = NULL;
     if (a->dlog_temp)
         part = (double *)cuda_grow((void **)&buf_part, &cap_part,
                                    (size_t)grid.x * grid.y * sizeof(double));
     flash_backward_q_kernel<HS><<<grid, FA_THREADS, 0, cuda_stream()>>>(
-        dqkv, part, qkv, dy, lse, D, T, C, NH, a->mask, a->log_temp, a->scale);
+        dqkv, part, qkv, buf_st, buf_gst, plane, lse, D, T, Tp, C, NH, a->mask, a->log_temp,
+        a->scale);
     CUDA_LAUNCH_CHECK();
     if (a->dlog_temp) attention_dt_finish_cuda(a->dlog_temp, part, np, a);
 }

@@ -85,8 +85,10 @@ __global__ void variant_backward_kernel(float *dy, float *dqkv, float *term, con
 }
 
 // dgamma[k] += sum of the terms of coefficient k: rows r = n NH + k (per head)
-// or every row; one block per coefficient, in double, in a fixed order
-__global__ void variant_dgamma_kernel(float *dgamma, const float *term, int NH, int per_head,
+// or every row; one block per coefficient, in double, in a fixed order. The
+// terms are this file's per-row floats or flash attention's per-block doubles.
+template <typename F>
+__global__ void variant_dgamma_kernel(float *dgamma, const F *term, int NH, int per_head,
                                       size_t rows) {
     __shared__ double sh[33];
     const int k = blockIdx.x;
@@ -97,6 +99,19 @@ __global__ void variant_dgamma_kernel(float *dgamma, const float *term, int NH, 
         for (size_t r = threadIdx.x; r < rows; r += blockDim.x) acc += term[r];
     acc = block_sum(acc, sh);
     if (threadIdx.x == 0) dgamma[k] += (float)acc;
+}
+
+template <typename F>
+static void dgamma_sum(float *dgamma, const F *term, size_t rows, int NH, int per_head) {
+    variant_dgamma_kernel<F><<<per_head ? NH : 1, VBLOCK, 0, cuda_stream()>>>(dgamma, term, NH,
+                                                                           per_head, rows);
+    CUDA_LAUNCH_CHECK();
+}
+void variant_dgamma_sum_cuda(float *dgamma, const float *term, size_t rows, int NH, int per_head) {
+    dgamma_sum(dgamma, term, rows, NH, per_head);
+}
+void variant_dgamma_sum_cuda(float *dgamma, const double *term, size_t rows, int NH, int per_head) {
+    dgamma_sum(dgamma, term, rows, NH, per_head);
 }
 
 static float *buf_term;
@@ -120,9 +135,5 @@ void variant_backward_cuda(float *dy, float *dqkv, const float *dout, const floa
     variant_backward_kernel<<<(unsigned)ceil_div(rows, VWARPS), VBLOCK, 0, cuda_stream()>>>(
         dy, dqkv, term, dout, y, qkv, C, NH, args->kind, args->gamma, args->per_head, rows);
     CUDA_LAUNCH_CHECK();
-    if (term) {
-        variant_dgamma_kernel<<<args->per_head ? NH : 1, VBLOCK, 0, cuda_stream()>>>(
-            args->dgamma, term, NH, args->per_head, rows);
-        CUDA_LAUNCH_CHECK();
-    }
+    if (term) variant_dgamma_sum_cuda(args->dgamma, term, rows, NH, args->per_head);
 }
