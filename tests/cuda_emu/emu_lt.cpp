@@ -381,15 +381,6 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
 // device attributes: compute capability from CUDA_EMU_SM (default 90: 9.0),
 // 132 multiprocessors (an H100's)
 
-#ifndef CUDA_EMU_HAVE_DEVICE_ATTR   // until cuda_runtime.h declares them
-enum cudaDeviceAttr {
-    cudaDevAttrMultiProcessorCount = 16,
-    cudaDevAttrComputeCapabilityMajor = 75,
-    cudaDevAttrComputeCapabilityMinor = 76,
-};
-cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
-#endif
-
 static int emulated_sm(void) {
     const char *e = getenv("CUDA_EMU_SM");
     if (!e) return 90;

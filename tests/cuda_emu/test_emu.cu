@@ -657,18 +657,6 @@ static void run_ldmatrix_global(void) {
 
 #include <vector>
 
-// until cuda_runtime.h declares them (emu_lt.cpp defines cudaDeviceGetAttribute)
-#ifndef CUDA_EMU_HAVE_DEVICE_ATTR
-enum cudaDeviceAttr {
-    cudaDevAttrMultiProcessorCount = 16,
-    cudaDevAttrComputeCapabilityMajor = 75,
-    cudaDevAttrComputeCapabilityMinor = 76,
-};
-cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
-#endif
-
-static const cublasStatus_t LT_NOT_SUPPORTED = (cublasStatus_t)15;   // CUBLAS_STATUS_NOT_SUPPORTED
-
 // one matmul: everything but the operands defaults to matmul_bf16.cu's choices
 struct LtCall {
     cudaDataType_t atype = CUDA_R_16BF, btype = CUDA_R_16BF, ctype = CUDA_R_32F, dtype = CUDA_R_32F;
@@ -921,15 +909,15 @@ static void test_lt_misuse(cublasLtHandle_t lt) {
     c = good, c.epilogue = CUBLASLT_EPILOGUE_BIAS;   // and no bias pointer
     CHECK(lt_call(lt, c) == CUBLAS_STATUS_INVALID_VALUE, "cuBLASLt misuse: the bias epilogue without a bias accepted");
     c = good, c.atype = c.btype = CUDA_R_16F;
-    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: fp16 operands not reported unsupported");
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_NOT_SUPPORTED, "cuBLASLt: fp16 operands not reported unsupported");
     c = good, c.btype = CUDA_R_32F;
-    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: bf16 A with fp32 B not reported unsupported");
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_NOT_SUPPORTED, "cuBLASLt: bf16 A with fp32 B not reported unsupported");
     c = good, c.ctype = c.dtype = CUDA_R_16BF;
-    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: a bf16 D not reported unsupported");
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_NOT_SUPPORTED, "cuBLASLt: a bf16 D not reported unsupported");
     c = good, c.compute = CUBLAS_COMPUTE_64F;
-    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: compute 64F not reported unsupported");
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_NOT_SUPPORTED, "cuBLASLt: compute 64F not reported unsupported");
     c = good, c.epilogue = CUBLASLT_EPILOGUE_GELU;
-    CHECK(lt_call(lt, c) == LT_NOT_SUPPORTED, "cuBLASLt: the GELU epilogue not reported unsupported");
+    CHECK(lt_call(lt, c) == CUBLAS_STATUS_NOT_SUPPORTED, "cuBLASLt: the GELU epilogue not reported unsupported");
     c = good, c.m = 0;
     CHECK(lt_call(lt, c) == CUBLAS_STATUS_SUCCESS, "cuBLASLt: m = 0 is not a no-op");
 
