@@ -787,6 +787,8 @@ static void test_xent(int N, int V, int Vp, float smoothing, int inplace) {
     char tag[128];
     snprintf(tag, sizeof tag, "xent N=%d V=%d Vp=%d ls=%g inplace=%d", N, V, Vp, smoothing, inplace);
     float *logits = hrand(NV, 2, 0);
+    for (int i = 0; i < N && V > 2; i += 4)   // tied maxima: the first index is the argmax
+        logits[(size_t)i * Vp + V / 2] = logits[(size_t)i * Vp + V - 1] = 9.0f;
     int *tg = xmalloc_or_die((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) tg[i] = i % 3 == 1 ? -1 : (int)rng_below(&rng, (uint64_t)V);
     float *probs_c = inplace ? hcopy(logits, NV) : hnew(NV), *loss_c = hnew(N);
