@@ -227,7 +227,8 @@ static void matmul_backward_fast(real *dinp, real *dweight, real *dbias, const r
 }
 
 // ----------------------------------------------------------------------------
-// GELU: Phi(x) = erfc(-x / sqrt 2) / 2;  out = x Phi(x);  d/dx = Phi(x) + x phi(x)
+// GELU: Phi(x) = erfc(-x / sqrt 2) / 2;  out = x Phi(x);  d/dx = Phi(x) + x phi(x).
+// erfc keeps Phi accurate for x << 0, where 1 + erf(x / sqrt 2) would cancel.
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f

@@ -156,7 +156,9 @@ typedef struct Backend {
     void (*matmul_gelu_forward)(real *pre, real *out, const real *inp, const real *weight,
                                 const real *bias, int N, int C, int OC);
 
-    // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+    // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); accurate
+    // (relatively) for x << 0 too, where a backend takes Phi(x) as
+    // 0.5 erfc(-x / sqrt 2) rather than cancel in 1 + erf.
     void (*gelu_forward)(real *out, const real *inp, size_t n);
     void (*gelu_backward)(real *dinp, const real *inp, const real *dout, size_t n);
 

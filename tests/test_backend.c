@@ -435,6 +435,38 @@ static void test_elementwise(size_t n) {
     free(x); free(y); free(out_c); free(out_g); free(d0); free(d_c); free(d_g);
 }
 
+// GELU's negative tail, x in [-12, -5], element by element against the
+// reference relatively: Phi(x) is 3e-7 .. 2e-33 there, so 1 + erf(x / sqrt 2)
+// in float keeps few or no digits of it (out = 0 below x = -8). What a float
+// GELU cannot avoid is the rounding of x / sqrt 2 and x^2 / 2 carried through
+// erfc and exp, relatively about 2 z^2 eps = x^2 eps: 1e-5 at x = -12.
+#define GELU_TAIL_TOL 1e-4
+static double err_elem(const float *got, const float *ref, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / fmax(fabs((double)ref[i]), 1e-300);
+        if (e > worst || e != e) worst = e;
+    }
+    return worst;
+}
+static void test_gelu_tail(void) {
+    const size_t n = 1001;
+    float *x = hnew(n), *dout = hrand(n, 1, 0);
+    for (size_t i = 0; i < n; i++) x[i] = -12.0f + 7.0f * (float)i / (float)(n - 1);
+    float *out_c = hnew(n), *d_c = hnew(n);
+    float *x_d = dcopy(x, n * 4), *dout_d = dcopy(dout, n * 4), *out_d = G->alloc(n * 4);
+    float *d_d = dcopy(d_c, n * 4);   // zero on both sides (gelu_backward accumulates)
+    Cpu->gelu_forward(out_c, x, n);
+    Cpu->gelu_backward(d_c, x, dout, n);
+    G->gelu_forward(out_d, x_d, n);
+    G->gelu_backward(d_d, x_d, dout_d, n);
+    float *out_g = fetch(out_d, n), *d_g = fetch(d_d, n);
+    EXPECT_ERR(err_elem(out_g, out_c, n), GELU_TAIL_TOL, "gelu_forward on [-12, -5], elementwise relative");
+    EXPECT_ERR(err_elem(d_g, d_c, n), GELU_TAIL_TOL, "gelu_backward on [-12, -5], elementwise relative");
+    G->free(x_d); G->free(dout_d); G->free(out_d); G->free(d_d);
+    free(x); free(dout); free(out_c); free(d_c); free(out_g); free(d_g);
+}
+
 // ----------------------------------------------------------------------------
 // attention variants: variant_forward / variant_backward on their own
 
@@ -1365,6 +1397,7 @@ int main(void) {
 
     const size_t ew[] = {1, 7, 1000, 4099, 300001};
     for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++) test_elementwise(ew[i]);
+    test_gelu_tail();
 
     // the variants on their own: (N, C, NH) with head sizes 5, 48 and 80 (not a
     // multiple of 32, over one warp: the strided per-lane loops), 4, 32 and 1;

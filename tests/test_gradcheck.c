@@ -75,6 +75,13 @@ static void test_gelu(void) {
     real one = 1, y;
     be->gelu_forward(&y, &one, 1);
     CHECK(fabs(y - 0.8413447460685429) < 1e-12, "gelu(1) = %.17g", y);
+    // the far negative tail, relatively (1 + erf(x / sqrt 2) would be 0 there):
+    // gelu(-10) = -7.6198530241605261e-23, gelu'(-10) = -7.6184000964648141e-22
+    real m10 = -10, g1 = 1, dy = 0;
+    be->gelu_forward(&y, &m10, 1);
+    be->gelu_backward(&dy, &m10, &g1, 1);
+    CHECK(fabs(y / -7.6198530241605261e-23 - 1) < 1e-12, "gelu(-10) = %.17g", y);
+    CHECK(fabs(dy / -7.6184000964648141e-22 - 1) < 1e-12, "gelu'(-10) = %.17g", dy);
     free(c.x); free(c.out); free(c.wout); free(dx);
 }
 
