@@ -403,13 +403,18 @@ void matmul_forward_cuda(float *out, const float *inp, const float *weight, cons
 
 void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *weight, int N, int C, int OC) {
-    if (N <= 0 || OC <= 0) return;
-    const float one = 1.0f;
+    if (N <= 0) return;
+    const float one = 1.0f, zero = 0.0f;
     if (dinp && C > 0) {
-        // dinp^T (C x N) += W^T (C x OC) * dout^T (OC x N)
-        CUBLAS_CHECK(cublasSgemm(cuda_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight,
-                                 C, dout, OC, &one, dinp, C));
+        if (OC <= 0) {   // no products: dinp = 0
+            CUDA_CHECK(cudaMemsetAsync(dinp, 0, (size_t)N * C * sizeof(float), cuda_stream()));
+        } else {
+            // dinp^T (C x N) = W^T (C x OC) * dout^T (OC x N), overwritten (beta 0)
+            CUBLAS_CHECK(cublasSgemm(cuda_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one,
+                                     weight, C, dout, OC, &zero, dinp, C));
+        }
     }
+    if (OC <= 0) return;
     if (dweight && C > 0) {
         // dW^T (C x OC) += inp^T (C x N) * dout (N x OC)
         CUBLAS_CHECK(cublasSgemm(cuda_cublas(), CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C,
@@ -421,23 +426,29 @@ void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float
 // ----------------------------------------------------------------------------
 // elementwise
 
-// out = 0.5 x (1 + erf(x / sqrt 2))
+// out = x Phi(x),  Phi(x) = 0.5 erfc(-x / sqrt 2): the same as 0.5 (1 + erf(x / sqrt 2))
+// without its cancellation for x << 0 (1 + erff(x / sqrt 2) keeps no digits
+// there: at x = -8 it is 1e-15 against erff's absolute error of ~6e-8)
+static __device__ __forceinline__ float gelu_cdf(float x) {
+    return 0.5f * erfcf(-x * 0.70710678118654752f);
+}
+
 __global__ void gelu_forward_kernel(float *out, const float *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+        out[i] = x * gelu_cdf(x);
     }
 }
 
-// dinp += dout (Phi(x) + x phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+// dinp = dout (Phi(x) + x phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi): overwritten
 __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        float cdf = gelu_cdf(x);
         float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-        dinp[i] += (cdf + x * pdf) * dout[i];
+        dinp[i] = (cdf + x * pdf) * dout[i];
     }
 }
 

@@ -208,7 +208,8 @@ static void layernorm_backward_fast(real *dinp, real *dweight, real *dbias, cons
 
 // ----------------------------------------------------------------------------
 // matmul: out = inp W^T + b in one SGEMM with the bias broadcast into out
-// first (beta = 1); backward: dinp += dout W, dW += dout^T inp, db += column sums.
+// first (beta = 1); backward: dinp = dout W (beta 0: overwritten), dW += dout^T inp,
+// db += column sums.
 
 static void matmul_forward_fast(real *out, const real *inp, const real *weight, const real *bias,
                                 int N, int C, int OC) {
@@ -221,13 +222,15 @@ static void matmul_forward_fast(real *out, const real *inp, const real *weight, 
 
 static void matmul_backward_fast(real *dinp, real *dweight, real *dbias, const real *dout,
                                  const real *inp, const real *weight, int N, int C, int OC) {
-    if (dinp) gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dinp) gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
     if (dweight) gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) column_sums(dbias, dout, N, OC);
 }
 
 // ----------------------------------------------------------------------------
-// GELU: Phi(x) = erfc(-x / sqrt 2) / 2;  out = x Phi(x);  d/dx = Phi(x) + x phi(x)
+// GELU: Phi(x) = erfc(-x / sqrt 2) / 2;  out = x Phi(x);  d/dx = Phi(x) + x phi(x);
+// backward overwrites dinp = dout d/dx. erfc keeps Phi accurate for x << 0,
+// where 1 + erf(x / sqrt 2) would cancel.
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
@@ -260,7 +263,7 @@ static void gelu_backward_fast(real *dinp, const real *inp, const real *dout, si
             const float x = inp[i];
             const float cdf = 0.5f * erfc_fast(-x * INV_SQRT2);
             const float pdf = INV_SQRT_2PI * exp_fast(-0.5f * x * x);
-            dinp[i] += (cdf + x * pdf) * dout[i];
+            dinp[i] = (cdf + x * pdf) * dout[i];
         }
     }
 }

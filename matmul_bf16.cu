@@ -2,13 +2,14 @@
 // accumulation and fp32 results, through cuBLASLt (backend_cuda_bf16's
 // matmul_forward / matmul_backward).
 //
-// The math is layers.c's: out = inp W^T + b, dinp += dout W, dW += dout^T inp,
-// db += colsum(dout). Row-major X (R x K) is column-major X^T, so
+// The math is layers.c's: out = inp W^T + b, dinp = dout W (overwritten),
+// dW += dout^T inp, db += colsum(dout). Row-major X (R x K) is column-major
+// X^T, so
 //   forward   out^T (OC x N) = W (op T of the C x OC column-major W^T) inp^T,
 //             the bias added in the GEMM's epilogue;
-//   backward  dinp^T (C x N) += W^T dout^T,  dW^T (C x OC) += inp^T dout,
-//             both accumulated in fp32 in place (beta 1); db by layers.cu's
-//             fp32 column sum.
+//   backward  dinp^T (C x N) = W^T dout^T (beta 0),  dW^T (C x OC) += inp^T dout
+//             accumulated in fp32 in place (beta 1); db by layers.cu's fp32
+//             column sum.
 // The model keeps fp32 weights, activations and gradients; each call rounds
 // the operands it needs to bf16 into scratch (inp and W forward, dout and W
 // or inp backward). That costs a pass over each operand - a few ms per step
@@ -121,12 +122,15 @@ void matmul_forward_bf16(float *out, const float *inp, const float *weight, cons
 
 void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *weight, int N, int C, int OC) {
-    if (N <= 0 || OC <= 0) return;
-    if (C > 0 && (dinp || dweight)) {
+    if (N <= 0 || OC <= 0 || C <= 0) {   // no products: the fp32 op's dinp = 0 and dbias
+        matmul_backward_cuda(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+        return;
+    }
+    if (dinp || dweight) {
         const bf16 *g = as_bf16(dout, (size_t)N * OC, 0);
         if (dinp) {
             const bf16 *w = as_bf16(weight, (size_t)OC * C, 1);
-            lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, g, OC, 1.0f, dinp, NULL);
+            lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, g, OC, 0.0f, dinp, NULL);
         }
         if (dweight) {
             const bf16 *x = as_bf16(inp, (size_t)N * C, 1);

@@ -19,9 +19,10 @@
 //   and inputs alike. This gives residual branches and gradient accumulation
 //   for free; callers zero scratch gradients with `zero`. A gradient pointer
 //   may be NULL where that gradient is not wanted (for example dbias when the
-//   layer has no bias). The exceptions are xent_forward_backward, which starts
-//   the backward pass and overwrites the logits with dlogits, and
-//   variant_backward's dy.
+//   layer has no bias). The exceptions, which OVERWRITE (so their outputs need
+//   no zeroing): xent_forward_backward's logits, which become dlogits and
+//   start the backward pass; variant_backward's dy; matmul_backward's dinp
+//   (its dweight and dbias accumulate); gelu_backward's dinp.
 // - Fused ops (residual_layernorm_forward, matmul_gelu_forward,
 //   xent_forward_backward, attention_variant_forward/backward) give what
 //   their parts give; a backend fuses them to save passes over memory.
@@ -151,6 +152,8 @@ typedef struct Backend {
     // out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC]; bias may be NULL.
     void (*matmul_forward)(real *out, const real *inp, const real *weight, const real *bias,
                            int N, int C, int OC);
+    // backward: OVERWRITES dinp = dout @ weight (N x C); accumulates
+    // dweight += dout^T @ inp and dbias += the column sums of dout.
     void (*matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
                             const real *inp, const real *weight, int N, int C, int OC);
     // pre = matmul_forward(inp, weight, bias), out = GELU(pre): the MLP's first
@@ -158,7 +161,10 @@ typedef struct Backend {
     void (*matmul_gelu_forward)(real *pre, real *out, const real *inp, const real *weight,
                                 const real *bias, int N, int C, int OC);
 
-    // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+    // exact GELU: out = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); accurate
+    // (relatively) for x << 0 too, where a backend takes Phi(x) as
+    // 0.5 erfc(-x / sqrt 2) rather than cancel in 1 + erf.
+    // backward: OVERWRITES dinp = dout * (Phi(x) + x phi(x)).
     void (*gelu_forward)(real *out, const real *inp, size_t n);
     void (*gelu_backward)(real *dinp, const real *inp, const real *dout, size_t n);
 

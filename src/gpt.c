@@ -296,6 +296,9 @@ double gpt_last_accuracy(GPT *m, int *count) {
 // ----------------------------------------------------------------------------
 // backward: the residual stream's gradient flows through one buffer
 // (m->dresidual); each layer's branch gradients accumulate into it (ops.h).
+// The branch's own activation gradients are written by the ops that make them
+// (matmul_backward's and gelu_backward's dinp are overwritten), so of the
+// scratch only dqkv, which attention backward accumulates into, is zeroed.
 
 void gpt_zero_grad(GPT *m) { m->be->zero(m->grads, m->layout.num_params * sizeof(real)); }
 
@@ -315,7 +318,6 @@ void gpt_backward(GPT *m) {
     if (!m->has_dlogits) die("gpt_backward: the last forward was not gpt_forward_train's");
     m->has_dlogits = 0;
     be->zero(m->dresidual, N * C * sizeof(real));
-    be->zero(dlnf, N * C * sizeof(real));
     be->matmul_backward(dlnf, grad_of(m, m->wte), NULL, m->logits, m->lnf, m->wte, (int)N, C, Vp);
     const real *xlast = m->residual3 + (size_t)(c->layers - 1) * Nmax * C;
     be->layernorm_backward(m->dresidual, grad_of(m, m->lnfw), grad_of(m, m->lnfb), dlnf, xlast,
@@ -329,7 +331,9 @@ void gpt_backward(GPT *m) {
         real *ln1 = m->ln1 + lo * C, *qkv = m->qkv + lo * 3 * C, *atty = m->atty + lo * C;
         real *atto = att_out(m, l, lo * C), *res2 = m->residual2 + lo * C, *ln2 = m->ln2 + lo * C;
         real *fch = m->fch + lo * 4 * C, *fch_gelu = m->fch_gelu + lo * 4 * C;
-        be->zero(m->grad_scratch, N * 14 * C * sizeof(real));
+        // matmul_backward and gelu_backward overwrite their dinp; only attention
+        // backward accumulates into its (dqkv)
+        be->zero(dqkv, N * 3 * C * sizeof(real));
         // MLP branch: dresidual holds dL/d(res3)
         be->matmul_backward(dfch_gelu, grad_of(m, m->fcprojw + lC * 4 * C),
                             m->fcprojb ? grad_of(m, m->fcprojb + lC) : NULL, m->dresidual,

@@ -429,7 +429,7 @@ void vit_backward(ViT *m) {
     if (!m->has_dlogits) die("vit_backward: the last vit_forward had no labels");
     m->has_dlogits = 0;
     real *dhead_ln = scratch, *dcls_out = scratch + (size_t)B * D;
-    be->zero(scratch, 2 * (size_t)B * D * sizeof(real));
+    be->zero(dcls_out, (size_t)B * D * sizeof(real));   // dhead_ln: overwritten by matmul_backward
     be->zero(m->dresidual, N * D * sizeof(real));
     be->matmul_backward(dhead_ln, grad_at(m, m->head_w, 0), grad_at(m, m->head_b, 0), m->logits,
                         m->head_ln, m->head_w, B, D, K);
@@ -446,7 +446,15 @@ void vit_backward(ViT *m) {
         LayerParams w = layer_params(m, l, 0), g = layer_params(m, l, 1);
         AttnArgs aa = attn_args(m, l);
         const real *x = l ? layer_acts(m, l - 1).residual3 : m->encoded;
-        be->zero(scratch, N * layer_scratch_per_row(m) * sizeof(real));
+        // matmul_backward and gelu_backward overwrite their dinp (dgelu_dropped,
+        // dfch, dln2, datto, dln1) and variant_backward writes its dy; zeroed is
+        // what still accumulates: dqkv (attention backward) and, with dropout,
+        // dropout_backward's dfcproj, dattproj (adjacent) and dgelu
+        be->zero(dqkv, N * 3 * D * sizeof(real));
+        if (drop) {
+            be->zero(dfcproj, 2 * N * D * sizeof(real));
+            be->zero(dgelu, N * M * sizeof(real));
+        }
         // MLP branch: dresidual holds dL/d(residual3)
         const real *d_fcproj = m->dresidual;
         if (drop) {
@@ -486,9 +494,11 @@ void vit_backward(ViT *m) {
 
     // tokens: dresidual holds dL/d(encoded after dropout)
     real *dencoded = scratch, *dpatch_emb = dencoded + N * D, *dpatch_ln = dpatch_emb + (size_t)NP * D;
-    be->zero(scratch, (N * D + (size_t)NP * D + (size_t)NP * PD) * sizeof(real));
+    // cls_pos_backward and dropout_backward accumulate (dpatch_ln is overwritten)
+    be->zero(dpatch_emb, (size_t)NP * D * sizeof(real));
     const real *d_enc = m->dresidual;
     if (m->train && emb_dropout_on(m)) {
+        be->zero(dencoded, N * D * sizeof(real));
         be->dropout_backward(dencoded, m->dresidual, m->emb_mask, N * D);
         d_enc = dencoded;
     }

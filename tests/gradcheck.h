@@ -27,6 +27,12 @@ static real *randn(size_t n, double scale) {
     return x;
 }
 static real *zeros(size_t n) { return xcalloc(n, sizeof(real)); }
+// NaN everywhere: the prior contents of an output the op must overwrite
+static inline real *nans(size_t n) {
+    real *x = xmalloc(n * sizeof(real));
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
 
 static double dot(const real *a, const real *b, size_t n) {
     double s = 0;

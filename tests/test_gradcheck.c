@@ -48,8 +48,8 @@ static void test_matmul(void) {
     MmCtx c = {.N = 4, .C = 6, .OC = 5};
     c.x = randn((size_t)c.N * c.C, 1); c.w = randn((size_t)c.OC * c.C, 1); c.b = randn(c.OC, 1);
     c.out = zeros((size_t)c.N * c.OC); c.wout = randn((size_t)c.N * c.OC, 1);
-    real *dx = zeros((size_t)c.N * c.C), *dw = zeros((size_t)c.OC * c.C), *db = zeros(c.OC);
-    be->matmul_backward(dx, dw, db, c.wout, c.x, c.w, c.N, c.C, c.OC);
+    real *dx = nans((size_t)c.N * c.C), *dw = zeros((size_t)c.OC * c.C), *db = zeros(c.OC);
+    be->matmul_backward(dx, dw, db, c.wout, c.x, c.w, c.N, c.C, c.OC);   // dx overwritten
     CHECK_GRAD("matmul dx", mm_loss, &c, c.x, dx, (size_t)c.N * c.C);
     CHECK_GRAD("matmul dw", mm_loss, &c, c.w, dw, (size_t)c.OC * c.C);
     CHECK_GRAD("matmul db", mm_loss, &c, c.b, db, c.OC);
@@ -68,13 +68,20 @@ static double gelu_loss(void *p) {
 static void test_gelu(void) {
     GeluCtx c = {.n = 41};
     c.x = randn(c.n, 2.0); c.out = zeros(c.n); c.wout = randn(c.n, 1);
-    real *dx = zeros(c.n);
-    be->gelu_backward(dx, c.x, c.wout, c.n);
+    real *dx = nans(c.n);
+    be->gelu_backward(dx, c.x, c.wout, c.n);   // overwritten
     CHECK_GRAD("gelu dx", gelu_loss, &c, c.x, dx, c.n);
     // exact (erf) GELU, not the tanh approximation: gelu(1) = 0.8413447460685429
     real one = 1, y;
     be->gelu_forward(&y, &one, 1);
     CHECK(fabs(y - 0.8413447460685429) < 1e-12, "gelu(1) = %.17g", y);
+    // the far negative tail, relatively (1 + erf(x / sqrt 2) would be 0 there):
+    // gelu(-10) = -7.6198530241605261e-23, gelu'(-10) = -7.6184000964648141e-22
+    real m10 = -10, g1 = 1, dy = NAN;
+    be->gelu_forward(&y, &m10, 1);
+    be->gelu_backward(&dy, &m10, &g1, 1);
+    CHECK(fabs(y / -7.6198530241605261e-23 - 1) < 1e-12, "gelu(-10) = %.17g", y);
+    CHECK(fabs(dy / -7.6184000964648141e-22 - 1) < 1e-12, "gelu'(-10) = %.17g", dy);
     free(c.x); free(c.out); free(c.wout); free(dx);
 }
 
