@@ -92,7 +92,7 @@ GPT2_VOCAB ?= data/gpt2
 .PHONY: all test test-gpu check-kernels test-gpu-emu test-sanitize sanitize-run sanitize-emu-run test-fuzz clean
 # keep intermediate objects (and keep make quiet after the test summary)
 .SECONDARY:
-all: $(BINARIES) $(if $(NVCC),$(BUILD)/bench_attention)
+all: $(BINARIES) $(if $(NVCC),$(BUILD)/bench_attention $(BUILD)/dev_flash_forward)
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found: built CPU-only binaries (--device=cuda is unavailable)"
 endif
@@ -145,6 +145,13 @@ $(BUILD)/test_gpu: $(BUILD)/tests/test_backend.o $(CPU_OBJS) $(CUDA_OBJS)
 
 # the attention op alone on the GPU, bf16 and fp32 (bench/gpu.sh runs it)
 $(BUILD)/bench_attention: $(BUILD)/bench/attention_bench.o $(CPU_OBJS) $(CUDA_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
+
+# dev/cuda: a kernel's versions side by side, each checked and timed (see the
+# file); each includes the backend's .cu it grows from, in place of its object
+$(BUILD)/dev/cuda/flash_forward.cu.o: flash_attention.cu
+$(BUILD)/dev_flash_forward: $(BUILD)/dev/cuda/flash_forward.cu.o $(CPU_OBJS) \
+        $(filter-out $(BUILD)/flash_attention.cu.o,$(CUDA_OBJS))
 	$(CC) $(CFLAGS) $^ -o $@ $(CUDA_LIBS) $(LDLIBS)
 
 # the same checks on the fast CPU backend
@@ -213,16 +220,24 @@ $(EMU)/test_gpu: $(EMU)/tests/test_backend.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 $(EMU)/bench_attention: $(EMU)/bench/attention_bench.o $(EMU_OBJS) $(EMU_CUDA_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
 
+$(EMU)/dev/cuda/flash_forward.cu.cpp: flash_attention.cu
+$(EMU)/dev_flash_forward: $(EMU)/dev/cuda/flash_forward.cu.o $(EMU_OBJS) \
+        $(filter-out $(EMU)/flash_attention.cu.o,$(EMU_CUDA_OBJS))
+	$(CC) $(CFLAGS) $^ -o $@ -lstdc++ $(LDLIBS)
+
 # the emulator's own checks: CUDA semantics, and every fault it says it reports
 $(EMU)/test_emu: $(EMU)/tests/cuda_emu/test_emu.cu.o $(EMU)/emu.o $(EMU)/emu_lt.o
 	$(CXX) $(EMU_CXXFLAGS) $^ -o $@
 
 # test_gpu runs every launch twice (CUDA_EMU_RACECHECK: ascending and descending
 # thread order, compared); the trainer runs once
-test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit $(EMU)/bench_attention
+test-gpu-emu: $(EMU)/test_emu $(EMU)/test_gpu $(EMU)/train_gpt $(EMU)/train_vit $(EMU)/bench_attention \
+        $(EMU)/dev_flash_forward
 	@CUDA_EMU=1 TRAIN_TF32=0 EMU=$(EMU) TRAIN_GPT=$(EMU)/train_gpt TRAIN_VIT=$(EMU)/train_vit \
-	    BENCH_ATTENTION=$(EMU)/bench_attention tests/run_all.sh \
-	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/cuda_emu/float_gemm.sh tests/test_gpu_runs.sh
+	    BENCH_ATTENTION=$(EMU)/bench_attention DEV_T=80,130 DEV_TOKENS=520 \
+	    DEV_REPS=1 DEV_WARMUP=0 DEV_REF_ROWS=16 tests/run_all.sh \
+	    $(EMU)/test_emu tests/cuda_emu/racecheck.sh tests/cuda_emu/float_gemm.sh tests/test_gpu_runs.sh \
+	    $(EMU)/dev_flash_forward
 
 # A CPU-only copy of a program, built into $(BUILD)/bin (sanitizer and valgrind runs)
 $(BUILD)/bin/%: $(BUILD)/%.o $(BUILD)/libcore.a

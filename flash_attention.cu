@@ -135,6 +135,55 @@ static __device__ __forceinline__ int fa_col(int nc, int i) {
     return nc * 8 + 2 * (threadIdx.x % 4) + (i & 1);
 }
 
+// The online softmax over one key tile kt, for this warp's 16 query rows from
+// i0: x holds the tile's scores Q K^T. Masks and scales them, moves each row's
+// running max m and sum l (this lane's share of the row's columns), rescales
+// the output o by exp(m_old - m_new), and leaves P = exp(x - m) in x for P V.
+template <int HS>
+static __device__ __forceinline__ void fa_softmax_tile(float x[8][4], float m[2], float l[2],
+                                                       float o[HS / 8][4], int i0, int kt, int T,
+                                                       int mask, float s) {
+    float mx[2] = {m[0], m[1]};
+    UNROLL
+    for (int nc = 0; nc < 8; nc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int row = i0 + fa_row(i), col = kt * FA_ROWS + fa_col(nc, i);
+            x[nc][i] = col < T && attn_allowed(mask, row, col) ? s * x[nc][i] : -INFINITY;
+            mx[i / 2] = fmaxf(mx[i / 2], x[nc][i]);
+        }
+    float base_r[2], alpha[2];
+    UNROLL
+    for (int r = 0; r < 2; r++) {   // the 4 lanes of a row agree on its max
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        base_r[r] = mx[r] == -INFINITY ? 0.0f : mx[r];   // no allowed key yet: all p are 0
+        alpha[r] = expf(m[r] - base_r[r]);
+        m[r] = mx[r];
+        l[r] *= alpha[r];
+    }
+    UNROLL
+    for (int dc = 0; dc < HS / 8; dc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) o[dc][i] *= alpha[i / 2];
+    UNROLL
+    for (int nc = 0; nc < 8; nc++)
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            x[nc][i] = expf(x[nc][i] - base_r[i / 2]);
+            l[i / 2] += x[nc][i];
+        }
+}
+
+// each row's sum l over its 4 lanes, after the last tile
+static __device__ __forceinline__ void fa_row_sums(float l[2]) {
+    UNROLL
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // forward: grid (B NH, query tiles); st the staged q, k, v (planes of
 // `plane` elements); y (B, T, C), lse (B, NH, T); with gamma (AttentionX, else
@@ -178,43 +227,10 @@ __global__ void __launch_bounds__(FA_THREADS)
         __syncthreads();
         float x[8][4];
         fa_times_tile_t<HS>(x, qf, sk[cur]);
-        float mx[2] = {m[0], m[1]};
-        UNROLL
-        for (int nc = 0; nc < 8; nc++)
-            UNROLL
-            for (int i = 0; i < 4; i++) {
-                const int row = i0 + fa_row(i), col = kt * FA_ROWS + fa_col(nc, i);
-                x[nc][i] = col < T && attn_allowed(mask, row, col) ? s * x[nc][i] : -INFINITY;
-                mx[i / 2] = fmaxf(mx[i / 2], x[nc][i]);
-            }
-        float base_r[2], alpha[2];
-        UNROLL
-        for (int r = 0; r < 2; r++) {   // the 4 lanes of a row agree on its max
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            base_r[r] = mx[r] == -INFINITY ? 0.0f : mx[r];   // no allowed key yet: all p are 0
-            alpha[r] = expf(m[r] - base_r[r]);
-            m[r] = mx[r];
-            l[r] *= alpha[r];
-        }
-        UNROLL
-        for (int dc = 0; dc < HS / 8; dc++)
-            UNROLL
-            for (int i = 0; i < 4; i++) o[dc][i] *= alpha[i / 2];
-        UNROLL
-        for (int nc = 0; nc < 8; nc++)
-            UNROLL
-            for (int i = 0; i < 4; i++) {
-                x[nc][i] = expf(x[nc][i] - base_r[i / 2]);
-                l[i / 2] += x[nc][i];
-            }
+        fa_softmax_tile<HS>(x, m, l, o, i0, kt, T, mask, s);
         fa_tile_times<HS>(o, x, sv[cur]);
     }
-    UNROLL
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    }
+    fa_row_sums(l);
     const float gm = gamma ? gamma[per_head ? h : 0] : 0.0f;
     UNROLL
     for (int dc = 0; dc < HS / 8; dc++)

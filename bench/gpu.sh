@@ -36,8 +36,11 @@
 #              fused AdamW), the same B and T, std and AttentionX
 #   op         the attention op alone, forward and forward+backward: PyTorch SDPA
 #              (flash, bf16, causal, hs 64, B*NH*T = 2^22) at T = 256, 1024, 4096,
-#              and ours through the hook OURS_ATTN_BENCH; plus the measured
-#              ceilings (bf16 and TF32 8192^3 matmul, a device-to-device copy)
+#              and ours through the hook OURS_ATTN_BENCH; the forward kernel's
+#              versions side by side (build/dev_flash_forward: v1 tiles through
+#              registers, v2 the backend's staged cp.async tiles, with and without
+#              the staging pass); plus the measured ceilings (bf16 and TF32
+#              8192^3 matmul, a device-to-device copy)
 #   vit        ours: the paper's ViT-small (configs/vit_small_cifar10.conf: SPT +
 #              LSA, patch 4, dim 512, depth 6, 8 heads, MLP 512, dropout 0.1,
 #              SET-Adam, batch 512) on the 50,000 random CIFAR-shaped images,
@@ -796,6 +799,19 @@ else
             nres=$((nres + 1))
         done < <(grep '^ATTN_RESULT' "$work/op_ours.log")
         [ "$nres" -gt 0 ] || record op "ours: $OURS_ATTN_BENCH (rc $RC, no ATTN_RESULT lines: $(last_line "$work/op_ours.log"))" - - - - - - - -
+    fi
+    # ---- the forward kernel's versions (dev/cuda/flash_forward.cu: v1 loads
+    # through registers, v2 the backend's staged cp.async tiles; checked against
+    # each other bit for bit and against a double reference as they run)
+    if [ -x build/dev_flash_forward ]; then
+        run_capped "$OP_TIMEOUT" "$work/op_dev.log" env DEV_T="$OP_T" DEV_TOKENS="$OP_TOKENS" build/dev_flash_forward
+        checks=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$work/op_dev.log" | tail -n 1)
+        grep -E '^(FLASH_FWD|FAIL)' "$work/op_dev.log"
+        while read -r line; do
+            record op "ours: dev/cuda flash forward $(field version "$line") (${checks:-rc $RC})" std \
+                "$(field T "$line")" "$(field B "$line")x$(field NH "$line")" bf16 "$(field ms "$line")" \
+                "$(field tflops "$line")" - -
+        done < <(grep '^FLASH_FWD' "$work/op_dev.log")
     fi
     section_end "done"
 fi

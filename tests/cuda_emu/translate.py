@@ -11,6 +11,7 @@ for the CPU emulator (tests/cuda_emu/cuda_runtime.h); everything else is kept as
 Line numbers are kept (a `#line 1` names the .cu file and every rewrite keeps
 its newlines), so compiler messages and __LINE__ point into the .cu source.
 """
+import os
 import re
 import sys
 
@@ -93,13 +94,26 @@ def rewrite_shared(path, text):
     return re.sub(r"\b__shared__\s+([^;{}]*);", one, text)
 
 
+def translate(src):
+    with open(src) as f:
+        text = f.read()
+    text = rewrite_shared(src, rewrite_launches(src, text))
+
+    # a .cu file included by another (dev/cuda's benches include the backend's
+    # kernels) is translated in place: the compiler would see it untranslated
+    def inline(m):
+        inc = os.path.join(os.path.dirname(src), m.group(1))
+        line = text.count("\n", 0, m.start()) + 2
+        return f'#line 1 "{inc}"\n' + translate(inc) + f'\n#line {line} "{src}"'
+
+    return re.sub(r'^#include "([^"]+\.cu)"[ \t]*$', inline, text, flags=re.M)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: translate.py IN.cu OUT.cpp")
     src, dst = sys.argv[1], sys.argv[2]
-    with open(src) as f:
-        text = f.read()
-    text = rewrite_shared(src, rewrite_launches(src, text))
+    text = translate(src)
     with open(dst, "w") as f:
         f.write(f'#line 1 "{src}"\n' + text)
 
