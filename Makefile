@@ -173,8 +173,10 @@ test-gpu: all
 ifeq ($(NVCC),)
 	@echo "test-gpu: skipped: this build has no CUDA backend (nvcc not found)"
 else
-	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu $(BUILD)/bench_attention train_vit && \
-	    TRAIN_TF32=0 $(BUILD)/test_gpu && TRAIN_TF32=0 BENCH_ATTENTION=$(BUILD)/bench_attention tests/test_gpu_runs.sh
+	@$(MAKE) --no-print-directory check-kernels $(BUILD)/test_gpu $(BUILD)/bench_attention \
+	    $(BUILD)/dev_flash_forward train_vit && \
+	    TRAIN_TF32=0 $(BUILD)/test_gpu && TRAIN_TF32=0 BENCH_ATTENTION=$(BUILD)/bench_attention tests/test_gpu_runs.sh && \
+	    DEV_T=80,130,1024 DEV_TOKENS=262144 DEV_REPS=1 DEV_WARMUP=0 $(BUILD)/dev_flash_forward
 endif
 
 # Every kernel's registers, spills and shared memory as ptxas reports them: a

@@ -157,9 +157,12 @@ static int env_int(const char *name, int dflt) {
 
 int main(void) {
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
         cudaGetLastError();
-        printf("dev_flash_forward: skipped: no usable CUDA device\n0 passed, 0 failed, 1 skipped\n");
+        printf("dev_flash_forward: skipped: no usable CUDA device (%s)\n"
+               "dev_flash_forward: 0 passed, 0 failed, 1 skipped\n",
+               err != cudaSuccess ? cudaGetErrorString(err) : "none found");
         return 0;
     }
     const char *Ts = getenv("DEV_T") && *getenv("DEV_T") ? getenv("DEV_T") : "256,1024,4096";
