@@ -16,6 +16,7 @@
 #include "ops.h"
 #include "src/common.h"
 #include "src/gpt.h"
+#include "src/optim.h"
 #include "src/rng.h"
 #include "tests/test.h"
 
@@ -270,6 +271,57 @@ static void test_init(void) {
     gpt_free(&m);
 }
 
+// GPT-2 124M at B = 32, T = 1024 on an 80 GB GPU (the speed issue's batch), in
+// bf16 (flash attention's saved state): what the model and AdamW allocate,
+// counted by a backend whose allocations are never touched (every one is the
+// same small buffer), plus the CUDA
+// backend's scratch by its sizes: the bf16 matmul operands (the largest is the
+// lm-head's dlogits, N x Vp, beside an N x 4C input), flash attention's staged
+// q, k, v and dY (4 N C bf16), the cuBLASLt workspace, and 1 GiB for the CUDA
+// context and libraries.
+static size_t counted;
+static unsigned char untouched[64];
+static void *count_alloc(size_t bytes) {
+    counted += bytes;
+    return untouched;
+}
+static void count_free(void *p) { (void)p; }
+// flash attention's saved state (flash_attention.cu): one logsumexp a row
+static size_t flash_saved_floats(int B, int NH, int T) { return (size_t)B * NH * T; }
+static void count_upload(void *dst, const void *src, size_t bytes) {
+    if (bytes > sizeof untouched) die("test_model: the counting backend uploads at most 64 bytes");
+    memcpy(dst, src, bytes);
+}
+
+static void test_gpt2_memory(void) {
+    Backend counting = backend_ref;
+    counting.alloc = count_alloc;
+    counting.free = count_free;
+    counting.upload = count_upload;
+    counting.attention_saved_floats = flash_saved_floats;   // as --dtype=bf16 runs it
+    const int B = 32, T = 1024;
+    for (int kind = ATTN_STD; kind <= ATTN_X; kind++) {
+        GPTConfig cfg = {.vocab = 50257, .padded_vocab = gpt_padded_vocab(50257), .max_seq = T,
+                         .layers = 12, .heads = 12, .embd = 768, .bias = 1,
+                         .attn = attn_config_uniform(kind, 1.0f, GAMMA_FIXED)};
+        counted = 0;
+        GPT m;
+        gpt_build(&m, &cfg, &counting, B);
+        Optimizer opt;
+        optim_init(&opt, &counting, m.layout.num_params);
+        const double N = (double)B * T, C = cfg.embd, Vp = cfg.padded_vocab;
+        const double scratch = 2 * (N * Vp + N * 4 * C) + 2 * 4 * N * C + (32 << 20) + (1 << 30);
+        const double total = (double)counted + scratch;
+        printf("  GPT-2 124M B=%d T=%d --attn=%s: %.1f GB allocated by the model and AdamW, "
+               "%.1f GB with the CUDA scratch and context\n", B, T, kind == ATTN_STD ? "std" : "x",
+               counted / 1e9, total / 1e9);
+        CHECK(total < 80e9, "GPT-2 124M at B=%d T=%d (--attn=%s) needs %.1f GB: over 80 GB", B, T,
+              kind == ATTN_STD ? "std" : "x", total / 1e9);
+        optim_free(&opt);
+        gpt_free(&m);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--write-inputs")) {
         write_inputs(argv[2]);
@@ -282,5 +334,6 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NUM_MODES; k++) compare_with_torch(argv[1], &MODES[k]);
     test_gamma0_and_threads();
     test_init();
+    test_gpt2_memory();
     return test_summary("test_model");
 }
