@@ -52,6 +52,39 @@ static uint32_t lt_alignment(const void *p) {
     return a;
 }
 
+// The algorithms cublasLtMatmulAlgoGetHeuristic chose, by what its choice
+// depends on (the shapes, transposes, leading dimensions, epilogue and the
+// operands' alignments), so that a training step asks it once per matmul
+// shape rather than at every call (each query costs tens of microseconds of
+// host time). A model has a few dozen shapes; past LT_CACHE the heuristic is
+// asked every time.
+enum { LT_CACHE = 256 };
+typedef struct {
+    cublasOperation_t ta, tb;
+    int m, n, k, lda, ldb, bias;
+    uint32_t align[4];   // A, B, D, bias (0: none)
+} LtKey;
+static LtKey lt_keys[LT_CACHE];
+static cublasLtMatmulAlgo_t lt_algos[LT_CACHE];
+static int lt_cached;
+
+static int lt_key_equal(const LtKey *a, const LtKey *b) {
+    return a->ta == b->ta && a->tb == b->tb && a->m == b->m && a->n == b->n && a->k == b->k &&
+           a->lda == b->lda && a->ldb == b->ldb && a->bias == b->bias &&
+           !memcmp(a->align, b->align, sizeof a->align);
+}
+static const cublasLtMatmulAlgo_t *lt_cached_algo(const LtKey *key) {
+    for (int i = 0; i < lt_cached; i++)
+        if (lt_key_equal(&lt_keys[i], key)) return &lt_algos[i];
+    return NULL;
+}
+static const cublasLtMatmulAlgo_t *lt_cache_algo(const LtKey *key, const cublasLtMatmulAlgo_t *algo) {
+    if (lt_cached == LT_CACHE) return algo;
+    lt_keys[lt_cached] = *key;
+    lt_algos[lt_cached] = *algo;
+    return &lt_algos[lt_cached++];
+}
+
 // column-major D (m x n, fp32) = op(A) op(B) + beta D (+ bias per row), A and B bf16:
 // op(A) is m x k, op(B) k x n; lda/ldb are the stored matrices' leading dimensions
 static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
@@ -91,16 +124,24 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     for (int i = 0; i < 4; i++)
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i],
                                                           sizeof align[i]));
+    // the heuristic's choice depends only on what the key holds: asked once per key
+    const LtKey key = {ta, tb, m, n, k, lda, ldb, bias != NULL,
+                       {align[0], align[1], align[2], bias ? lt_alignment(bias) : 0}};
+    const cublasLtMatmulAlgo_t *algo = lt_cached_algo(&key);
     cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &heur, &found));
-    if (found < 1) {
-        fprintf(stderr, "error: cublasLtMatmulAlgoGetHeuristic found no bf16 algorithm for "
-                "m=%d n=%d k=%d\n", m, n, k);
-        exit(1);
+    if (!algo) {
+        int found = 0;
+        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &heur,
+                                                    &found));
+        if (found < 1) {
+            fprintf(stderr, "error: cublasLtMatmulAlgoGetHeuristic found no bf16 algorithm for "
+                    "m=%d n=%d k=%d\n", m, n, k);
+            exit(1);
+        }
+        algo = lt_cache_algo(&key, &heur.algo);
     }
     const float one = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(g_lt, desc, &one, A, la, B, lb, &beta, D, ld, D, ld, &heur.algo, ws,
+    CUBLAS_CHECK(cublasLtMatmul(g_lt, desc, &one, A, la, B, lb, &beta, D, ld, D, ld, algo, ws,
                                 ws_bytes, cuda_stream()));
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
@@ -150,4 +191,5 @@ void matmul_gelu_forward_bf16(float *pre, float *out, const float *inp, const fl
 void matmul_bf16_shutdown(void) {
     if (g_lt) CUBLAS_CHECK(cublasLtDestroy(g_lt));
     g_lt = NULL;
+    lt_cached = 0;
 }
