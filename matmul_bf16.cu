@@ -112,27 +112,29 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb == CUBLAS_OP_N ? k : n,
                                             tb == CUBLAS_OP_N ? n : k, ldb));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m));
-    cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const size_t ws_bytes = LT_WORKSPACE;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                      &ws_bytes, sizeof ws_bytes));
     const uint32_t align[4] = {lt_alignment(A), lt_alignment(B), lt_alignment(D), lt_alignment(D)};
-    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++)
-        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i],
-                                                          sizeof align[i]));
-    // the heuristic's choice depends only on what the key holds: asked once per key
+    // the heuristic's choice depends only on what the key holds: asked (with
+    // the preference it reads) once per key
     const LtKey key = {ta, tb, m, n, k, lda, ldb, bias != NULL,
                        {align[0], align[1], align[2], bias ? lt_alignment(bias) : 0}};
     const cublasLtMatmulAlgo_t *algo = lt_cached_algo(&key);
-    cublasLtMatmulHeuristicResult_t heur;
+    cublasLtMatmulHeuristicResult_t heur;   // (algo may point into it when the cache is full)
     if (!algo) {
+        cublasLtMatmulPreference_t pref;
+        CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
+        const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++)
+            CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i],
+                                                              sizeof align[i]));
         int found = 0;
         CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &heur,
                                                     &found));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
         if (found < 1) {
             fprintf(stderr, "error: cublasLtMatmulAlgoGetHeuristic found no bf16 algorithm for "
                     "m=%d n=%d k=%d\n", m, n, k);
@@ -143,7 +145,6 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     const float one = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(g_lt, desc, &one, A, la, B, lb, &beta, D, ld, D, ld, algo, ws,
                                 ws_bytes, cuda_stream()));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb));
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(ld));
